@@ -1,0 +1,137 @@
+"""The backup pipeline: source -> compress -> encrypt -> sha256 -> every sink -> manifest last.
+
+One pass, bounded memory. With two sinks the data is produced once and written to both; if one
+sink fails the other still completes its set, and the run reports failure.
+"""
+
+import contextlib
+import time
+
+from . import manifest as manifest_mod
+from .codecs import compress_reader, encrypt_reader, recipient_fingerprint, resolve_level, zstd_backend
+from .errors import LifeboatError, SinkError
+from .naming import data_name, new_set_id, utcnow, validate_job
+from .streams import CHUNK, HashingReader, iter_chunks
+
+
+class Progress(object):
+    """Receives progress callbacks; the runner shows them on a terminal. Default: silent."""
+
+    def stage(self, name):
+        pass
+
+    def advance(self, stored_bytes):
+        pass
+
+
+def plan(source, repository, job, compression="zstd", encryption=None):
+    """What a run would write, without writing: used by check mode."""
+    validate_job(job)
+    resolve_level(compression, None)
+    source.check()
+    name = data_name(source.extension, compression, bool(encryption and encryption.get("age_recipients")))
+    return {
+        "job": job,
+        "kind": source.kind,
+        "data": name,
+        "source": source.describe(),
+        "location": {store.name: store.set_location(job, "<new set id>") for store in repository.stores},
+    }
+
+
+def run_backup(source, repository, job, compression="zstd", compression_level=None, encryption=None, tags=None,
+               progress=None, threads=0):
+    """Run one backup; returns the `backup` result dict. Raises LifeboatError on any failure."""
+    validate_job(job)
+    progress = progress or Progress()
+    level = resolve_level(compression, compression_level)
+    recipients = list((encryption or {}).get("age_recipients") or [])
+    source.check()  # validated before anything is written anywhere
+
+    stores = list(repository.stores)
+    failures = {}
+    for store in list(stores):
+        try:
+            store.preflight()
+        except SinkError as exc:
+            failures[store.name] = exc.msg
+            stores.remove(store)
+    if not stores:
+        raise SinkError("backup of job %s not written: %s" % (job, "; ".join(failures.values())), failures=failures)
+
+    started = utcnow()
+    set_id = new_set_id(started)
+    name = data_name(source.extension, compression, bool(recipients))
+    writers = {}
+    clock = time.monotonic()
+    try:
+        for store in stores:
+            try:
+                writers[store.name] = store.begin_set(job, set_id, name)
+            except SinkError as exc:
+                failures[store.name] = exc.msg
+        if not writers:
+            raise SinkError("backup of job %s not written: %s" % (job, "; ".join(failures.values())))
+        with contextlib.ExitStack() as stack:
+            progress.stage("dump")
+            raw = stack.enter_context(source.open())
+            counted = HashingReader(raw)  # raw_size; its digest is not recorded
+            stream = compress_reader(counted, compression, level, threads)
+            if recipients:
+                stream = encrypt_reader(stream, recipients)
+                stack.callback(stream.close)
+            stored = HashingReader(stream)
+            progress.stage("stream")
+            for chunk in iter_chunks(stored, CHUNK):
+                for store_name in list(writers):
+                    try:
+                        writers[store_name].write(chunk)
+                    except SinkError as exc:
+                        failures[store_name] = exc.msg
+                        writers.pop(store_name).abort()
+                if not writers:
+                    raise SinkError("backup of job %s failed in every repository: %s"
+                                    % (job, "; ".join(failures.values())))
+                progress.advance(stored.bytes)
+        finished = utcnow()
+        document = manifest_mod.build(
+            set_id=set_id, job=job, kind=source.kind, data=name, source=source.describe(), started=started,
+            finished=finished, raw_size=counted.bytes, size=stored.bytes, sha256=stored.hexdigest(),
+            compression={"algorithm": compression, "level": level},
+            encryption={"algorithm": "age", "recipients": [recipient_fingerprint(r) for r in recipients]}
+            if recipients else None,
+            tools=dict(source.tools(), **({"zstd": zstd_backend()} if compression == "zstd" else {})),
+            verification=source.verification(), tags=tags)
+        document["duration_seconds"] = round(time.monotonic() - clock, 3)
+        payload = manifest_mod.dumps(document)
+        progress.stage("commit")
+        for store_name in list(writers):
+            try:
+                writers[store_name].commit(payload)
+            except SinkError as exc:
+                failures[store_name] = exc.msg
+                writers.pop(store_name).abort()
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+
+    result = {
+        "id": set_id,
+        "job": job,
+        "kind": source.kind,
+        "location": repository.locations(job, set_id, names=set(writers)),
+        "size": document["size"],
+        "sha256": document["sha256"],
+        "manifest": document,
+    }
+    if failures:
+        raise SinkError("backup %s of job %s is complete in %s but failed in %s: %s" % (
+            set_id, job, ", ".join(sorted(writers)), ", ".join(sorted(failures)), "; ".join(failures.values())),
+            backup=result, failures=failures)
+    return result
+
+
+def is_partial_failure(exc):
+    """True when a run failed in some repositories but left a complete set in another."""
+    return isinstance(exc, LifeboatError) and "backup" in exc.details

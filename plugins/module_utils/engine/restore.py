@@ -1,0 +1,105 @@
+"""Reading a set back: choose the repository, download, check sha256 while streaming, decrypt, decompress."""
+
+import contextlib
+
+from .catalog import locate
+from .codecs import decompress_reader, decrypt_reader
+from .errors import ConfigError, IntegrityError, LifeboatError
+from .streams import CHUNK, HashingReader, iter_chunks
+
+
+def set_result(repository, job, backup_set):
+    """The `backup` value restore modules return: same shape as a backup module's."""
+    manifest = backup_set.manifest
+    return {
+        "id": backup_set.set_id,
+        "job": job,
+        "kind": manifest["kind"],
+        "location": {name: stored.location for name, stored in backup_set.stored.items() if stored.complete},
+        "size": manifest["size"],
+        "sha256": manifest["sha256"],
+        "manifest": manifest,
+    }
+
+
+def find_set(repository, job, kind, backup="latest", before=None):
+    backup_set = locate(repository, job, backup, before)
+    if backup_set.manifest["kind"] != kind:
+        raise ConfigError("set %s of job %s is a %s backup, not %s: check job" % (
+            backup_set.set_id, job, backup_set.manifest["kind"], kind))
+    return backup_set
+
+
+class VerifiedReader(object):
+    """Decoded data of a set. At the end (or when decoding fails) the stored bytes are checked
+    against the manifest: a mismatch raises IntegrityError('sha256 mismatch ...')."""
+
+    def __init__(self, decoded, stored, manifest, where):
+        self._decoded = decoded
+        self._stored = stored
+        self._manifest = manifest
+        self._where = where
+        self.raw_bytes = 0
+        self.checked = False
+
+    def read(self, size=CHUNK):
+        try:
+            data = self._decoded.read(size)
+        except LifeboatError:
+            self._check_stored(draining=True)
+            raise
+        if data:
+            self.raw_bytes += len(data)
+            return data
+        self._check_stored()
+        if self._manifest.get("raw_size") is not None and self.raw_bytes != self._manifest["raw_size"]:
+            raise IntegrityError("set %s decodes to %d bytes but its manifest says %d: the artifact is damaged; "
+                                 "restore another set" % (self._where, self.raw_bytes, self._manifest["raw_size"]))
+        return b""
+
+    def _check_stored(self, draining=False):
+        if self.checked:
+            return
+        if draining:
+            try:
+                for _chunk in iter_chunks(self._stored):
+                    pass
+            except LifeboatError:
+                return
+        self.checked = True
+        actual = self._stored.hexdigest()
+        if actual != self._manifest["sha256"] or self._stored.bytes != self._manifest["size"]:
+            raise IntegrityError(
+                "sha256 mismatch for %s: stored data is %d bytes with sha256 %s, the manifest says %d bytes with "
+                "sha256 %s; the artifact is corrupted or truncated: nothing was changed, restore another set "
+                "(backup: <id>)" % (self._where, self._stored.bytes, actual, self._manifest["size"],
+                                    self._manifest["sha256"]))
+
+
+@contextlib.contextmanager
+def open_set(repository, job, backup_set, identity_file=None):
+    """Yield a VerifiedReader over the set's raw (decoded) data, from the first repository that holds it."""
+    names = backup_set.complete_in()
+    store = next(s for s in repository.stores if s.name in names)
+    manifest = backup_set.manifest
+    where = store.set_location(job, backup_set.set_id)
+    body = store.open_data(job, backup_set.set_id, manifest["data"])
+    with contextlib.ExitStack() as stack:
+        stack.callback(body.close)
+        stored = HashingReader(body)
+        stream = stored
+        if manifest.get("encryption"):
+            stream = decrypt_reader(stream, identity_file)
+            stack.callback(stream.close)
+        stream = decompress_reader(stream, manifest["compression"]["algorithm"])
+        yield VerifiedReader(stream, stored, manifest, where)
+
+
+def fetch_to_file(repository, job, backup_set, handle, identity_file=None):
+    """Write the set's raw data into an open binary file; returns bytes written. Raises on any mismatch."""
+    total = 0
+    with open_set(repository, job, backup_set, identity_file) as reader:
+        for chunk in iter_chunks(reader):
+            handle.write(chunk)
+            total += len(chunk)
+    return total

@@ -1,0 +1,311 @@
+"""S3 (or any S3-compatible store) repository: multipart streaming upload, manifest put last.
+
+Memory is bounded by (max_concurrency + 1) * multipart_chunk_size whatever the size of the data.
+"""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from . import manifest as manifest_mod
+from .errors import ConfigError, NotFoundError, SinkError
+from .naming import DATA_PREFIX, MANIFEST_NAME, is_set_id, job_key, normalise_prefix, set_key
+from .stored import StoredSet
+
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    HAS_BOTO3 = True
+except ImportError:
+    boto3 = None
+    HAS_BOTO3 = False
+
+MIB = 1024 * 1024
+MIN_PART = 5 * MIB
+MAX_PARTS = 10000
+DEFAULT_CHUNK = 16 * MIB
+DEFAULT_CONCURRENCY = 4
+SSE_VALUES = ("AES256", "aws:kms")
+STORAGE_CLASSES = ("STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER",
+                   "GLACIER_IR", "DEEP_ARCHIVE", "REDUCED_REDUNDANCY")
+
+
+def explain(exc, repo, action):
+    """An operator-facing message for a boto3/botocore failure."""
+    where = "s3://%s" % repo.bucket + ("/" + repo.prefix if repo.prefix else "")
+    endpoint = repo.endpoint_url or "AWS"
+    if HAS_BOTO3 and isinstance(exc, (botocore.exceptions.EndpointConnectionError,
+                                      botocore.exceptions.ConnectTimeoutError)):
+        return "S3 endpoint %s is unreachable while trying to %s %s (%s); check s3.endpoint_url, DNS and " \
+               "network, then run again" % (endpoint, action, where, exc)
+    if HAS_BOTO3 and isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return "no AWS credentials found to %s %s: set s3.access_key/s3.secret_key, an instance profile, " \
+               "or AWS_* environment variables" % (action, where)
+    if HAS_BOTO3 and isinstance(exc, botocore.exceptions.ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        hint = {
+            "NoSuchBucket": "the bucket does not exist: create it (role lifeboat.backup.s3_bucket) or fix s3.bucket",
+            "AccessDenied": "the credentials may not do this: grant s3:PutObject/GetObject/ListBucket/DeleteObject",
+            "InvalidAccessKeyId": "the access key is not known to this endpoint: check s3.access_key",
+            "SignatureDoesNotMatch": "the secret key is wrong: check s3.secret_key",
+            "InvalidObjectState": "the object is archived (GLACIER/DEEP_ARCHIVE): restore it with S3 "
+                                  "restore-object first, then run again",
+        }.get(code, "see the error code in the AWS S3 documentation")
+        return "S3 refused to %s %s: %s (%s); %s" % (action, where, code or "error", exc, hint)
+    return "S3 failed to %s %s: %s" % (action, where, exc)
+
+
+class S3SetWriter(object):
+    def __init__(self, repo, key_prefix, data_name):
+        self.repo = repo
+        self.key = key_prefix + data_name
+        self.manifest_key = key_prefix + MANIFEST_NAME
+        self._buffer = bytearray()
+        self._upload_id = None
+        self._futures = []
+        self._data_written = False
+        self._pool = ThreadPoolExecutor(max_workers=repo.max_concurrency)
+        self._slots = threading.BoundedSemaphore(repo.max_concurrency)
+
+    def write(self, chunk):
+        self._buffer += chunk
+        size = self.repo.chunk_size
+        while len(self._buffer) >= size:
+            part = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            self._submit(part)
+
+    def _submit(self, data):
+        self._raise_failed_parts()
+        client = self.repo.client
+        if self._upload_id is None:
+            try:
+                self._upload_id = client.create_multipart_upload(
+                    Bucket=self.repo.bucket, Key=self.key, **self.repo.object_args(data=True))["UploadId"]
+            except Exception as exc:  # pylint: disable=broad-except
+                raise SinkError(explain(exc, self.repo, "start a multipart upload to"))
+        number = len(self._futures) + 1
+        if number > MAX_PARTS:
+            raise SinkError("the artifact needs more than %d parts: raise s3.multipart_chunk_size" % MAX_PARTS)
+        self._slots.acquire()  # at most max_concurrency parts in memory at once
+        try:
+            self._futures.append(self._pool.submit(self._upload_part, number, data))
+        except Exception:
+            self._slots.release()
+            raise
+
+    def _upload_part(self, number, data):
+        try:
+            response = self.repo.client.upload_part(Bucket=self.repo.bucket, Key=self.key, UploadId=self._upload_id,
+                                                    PartNumber=number, Body=data)
+            return {"PartNumber": number, "ETag": response["ETag"]}
+        finally:
+            self._slots.release()
+
+    def _raise_failed_parts(self):
+        for future in self._futures:
+            if future.done() and future.exception() is not None:
+                raise SinkError(explain(future.exception(), self.repo, "upload a part to"))
+
+    def commit(self, manifest_bytes):
+        client = self.repo.client
+        try:
+            if self._upload_id is None:
+                client.put_object(Bucket=self.repo.bucket, Key=self.key, Body=bytes(self._buffer),
+                                  **self.repo.object_args(data=True))
+            else:
+                if self._buffer:
+                    self._submit(bytes(self._buffer))
+                    self._buffer = bytearray()
+                parts = []
+                for future in self._futures:
+                    try:
+                        parts.append(future.result())
+                    except Exception as exc:  # pylint: disable=broad-except
+                        raise SinkError(explain(exc, self.repo, "upload a part to"))
+                client.complete_multipart_upload(Bucket=self.repo.bucket, Key=self.key, UploadId=self._upload_id,
+                                                 MultipartUpload={"Parts": parts})
+                self._upload_id = None
+            self._data_written = True
+            client.put_object(Bucket=self.repo.bucket, Key=self.manifest_key, Body=manifest_bytes,
+                              ContentType="application/json", **self.repo.object_args(data=False))
+        except SinkError:
+            raise
+        except Exception as exc:  # pylint: disable=broad-except
+            raise SinkError(explain(exc, self.repo, "write set objects to"))
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abort(self):
+        """Abort the multipart upload and remove a data object that has no manifest yet."""
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        client = self.repo.client
+        try:
+            if self._upload_id is not None:
+                client.abort_multipart_upload(Bucket=self.repo.bucket, Key=self.key, UploadId=self._upload_id)
+            if self._data_written:
+                client.delete_object(Bucket=self.repo.bucket, Key=self.key)
+        except Exception:  # pylint: disable=broad-except
+            pass  # best effort: without a manifest nothing here looks complete, and lifecycle rules clean up
+
+
+class S3Repository(object):
+    name = "s3"
+
+    def __init__(self, bucket, prefix="", endpoint_url=None, region=None, storage_class=None, sse=None,
+                 sse_kms_key_id=None, access_key=None, secret_key=None, session_token=None,
+                 multipart_chunk_size=None, max_concurrency=None, client=None):
+        if not HAS_BOTO3 and client is None:
+            raise ConfigError("the s3 option needs the Python package boto3 on this host: pip install boto3 "
+                              "(or the OS package python3-boto3)")
+        if not bucket:
+            raise ConfigError("s3.bucket is required when s3 is set")
+        if sse and sse not in SSE_VALUES:
+            raise ConfigError("s3.sse must be one of %s" % ", ".join(SSE_VALUES))
+        if sse_kms_key_id and sse != "aws:kms":
+            raise ConfigError("s3.sse_kms_key_id needs s3.sse: aws:kms")
+        if storage_class and storage_class not in STORAGE_CLASSES:
+            raise ConfigError("s3.storage_class must be one of %s" % ", ".join(STORAGE_CLASSES))
+        if bool(access_key) != bool(secret_key):
+            raise ConfigError("set both s3.access_key and s3.secret_key, or neither (to use the AWS credential chain)")
+        self.bucket = bucket
+        self.prefix = normalise_prefix(prefix)
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.storage_class = storage_class
+        self.sse = sse
+        self.sse_kms_key_id = sse_kms_key_id
+        self.chunk_size = int(multipart_chunk_size or DEFAULT_CHUNK)
+        if self.chunk_size < MIN_PART:
+            raise ConfigError("s3.multipart_chunk_size must be at least 5 MiB (%d bytes), S3's minimum part size"
+                              % MIN_PART)
+        self.max_concurrency = int(max_concurrency or DEFAULT_CONCURRENCY)
+        if not 1 <= self.max_concurrency <= 64:
+            raise ConfigError("s3.max_concurrency must be between 1 and 64")
+        self._credentials = (access_key, secret_key, session_token)
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            access_key, secret_key, session_token = self._credentials
+            session = boto3.session.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                                            aws_session_token=session_token, region_name=self.region)
+            config = botocore.config.Config(
+                retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10, read_timeout=120,
+                max_pool_connections=self.max_concurrency + 4,
+                s3={"addressing_style": "path"} if self.endpoint_url else {})
+            self._client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
+        return self._client
+
+    def object_args(self, data):
+        args = {}
+        if self.sse:
+            args["ServerSideEncryption"] = self.sse
+            if self.sse_kms_key_id:
+                args["SSEKMSKeyId"] = self.sse_kms_key_id
+        if data and self.storage_class:
+            args["StorageClass"] = self.storage_class  # manifests stay STANDARD so catalogs stay cheap to read
+        return args
+
+    def describe(self):
+        return "s3://%s/%s" % (self.bucket, self.prefix) if self.prefix else "s3://%s" % self.bucket
+
+    def set_location(self, job, set_id):
+        return "s3://%s/%s" % (self.bucket, set_key(self.prefix, job, set_id))
+
+    def preflight(self):
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:  # pylint: disable=broad-except
+            if HAS_BOTO3 and isinstance(exc, botocore.exceptions.ClientError) and \
+                    exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
+                raise SinkError("S3 bucket %s does not exist at %s: create it (role lifeboat.backup.s3_bucket) or "
+                                "fix s3.bucket" % (self.bucket, self.endpoint_url or "AWS"))
+            raise SinkError(explain(exc, self, "reach"))
+
+    def begin_set(self, job, set_id, data_name):
+        return S3SetWriter(self, set_key(self.prefix, job, set_id), data_name)
+
+    def _list(self, prefix):
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item
+        except Exception as exc:  # pylint: disable=broad-except
+            raise SinkError(explain(exc, self, "list"))
+
+    def list_sets(self, job):
+        base = job_key(self.prefix, job)
+        groups = {}
+        for item in self._list(base):
+            rest = item["Key"][len(base):]
+            set_id, _, name = rest.partition("/")
+            if is_set_id(set_id) and name and "/" not in name:
+                groups.setdefault(set_id, {})[name] = item
+        found = []
+        for set_id, objects in groups.items():
+            data = sorted(n for n in objects if n.startswith(DATA_PREFIX))
+            found.append(StoredSet(set_id, MANIFEST_NAME in objects, data[0] if data else None,
+                                   objects[data[0]]["Size"] if data else None,
+                                   max(o["LastModified"] for o in objects.values()),
+                                   self.set_location(job, set_id)))
+        return found
+
+    def read_manifest(self, job, set_id):
+        key = set_key(self.prefix, job, set_id) + MANIFEST_NAME
+        try:
+            raw = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:  # pylint: disable=broad-except
+            if HAS_BOTO3 and isinstance(exc, botocore.exceptions.ClientError) and \
+                    exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise NotFoundError("set %s of job %s has no manifest in %s (incomplete set)"
+                                    % (set_id, job, self.describe()))
+            raise SinkError(explain(exc, self, "read a manifest from"))
+        return manifest_mod.loads(raw, "s3://%s/%s" % (self.bucket, key))
+
+    def open_data(self, job, set_id, data_name):
+        key = set_key(self.prefix, job, set_id) + data_name
+        try:
+            return _S3Body(self, self.client.get_object(Bucket=self.bucket, Key=key)["Body"])
+        except Exception as exc:  # pylint: disable=broad-except
+            raise SinkError(explain(exc, self, "download %s from" % data_name))
+
+    def delete_set(self, job, set_id):
+        keys = [item["Key"] for item in self._list(set_key(self.prefix, job, set_id))]
+        self.delete_keys(keys)
+
+    def delete_keys(self, keys):
+        """Delete in batches of 1000 (the DeleteObjects limit); manifests go first so no set looks complete."""
+        keys = sorted(keys, key=lambda k: not k.endswith("/" + MANIFEST_NAME))
+        for start in range(0, len(keys), 1000):
+            batch = keys[start:start + 1000]
+            try:
+                response = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            except Exception as exc:  # pylint: disable=broad-except
+                raise SinkError(explain(exc, self, "delete objects from"))
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise SinkError("S3 refused to delete %d objects (first: %s: %s)" % (
+                    len(response["Errors"]), first.get("Key"), first.get("Message")))
+
+
+class _S3Body(object):
+    """The streaming body of a download, with network errors turned into SinkError."""
+
+    def __init__(self, repo, body):
+        self._repo = repo
+        self._body = body
+
+    def read(self, size=MIB):
+        try:
+            return self._body.read(size)
+        except Exception as exc:  # pylint: disable=broad-except
+            raise SinkError(explain(exc, self._repo, "download from"))
+
+    def close(self):
+        self._body.close()

@@ -1,0 +1,203 @@
+"""SQLite: online backup through the backup API (WAL-safe, never a file copy), integrity-checked
+restore with an atomic swap that keeps the previous database aside."""
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+
+from .errors import ConfigError, IntegrityError, RestoreError, SourceError
+from .files import Swap, apply_attributes, fsync_dir
+from .restore import fetch_to_file, find_set, set_result
+
+HEADER = b"SQLite format 3\x00"
+COMPANIONS = ("-wal", "-journal", "-shm")
+
+
+def _quote(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def inspect(path, immutable=False):
+    """integrity_check result and row counts per table of the database at `path`."""
+    uri = "file:%s?%s" % (path.replace("?", "%3f").replace("#", "%23"), "immutable=1" if immutable else "mode=ro")
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        tables = [row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        counts = {}
+        for table in tables:
+            try:
+                counts[table] = conn.execute("SELECT count(*) FROM %s" % _quote(table)).fetchone()[0]
+            except sqlite3.Error:
+                counts[table] = None  # e.g. a virtual table whose module is not loaded here
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+    return {"integrity_check": "ok" if problems == ["ok"] else "; ".join(problems[:20]),
+            "row_counts": counts, "page_size": page_size}
+
+
+def check_header(path, what):
+    if not os.path.exists(path):
+        raise SourceError("SQLite database %s does not exist: check path (the %s)" % (path, what))
+    if not os.path.isfile(path):
+        raise SourceError("%s is not a regular file: path must name the SQLite database file" % path)
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(HEADER))
+    except OSError as exc:
+        raise SourceError("cannot read %s: %s; run as a user who may read it (become: true)" % (path, exc.strerror))
+    if header != HEADER:
+        raise SourceError("%s is not a SQLite database (its first bytes are not 'SQLite format 3'); check path"
+                          % path)
+
+
+class SqliteSource(object):
+    kind = "sqlite"
+    extension = "db"
+
+    def __init__(self, path, tmp_dir=None, verify=True, busy_timeout=30.0):
+        self.path = os.path.abspath(os.path.expanduser(path))
+        self.tmp_dir = tmp_dir
+        self.verify = verify
+        self.busy_timeout = busy_timeout
+        self._verification = {}
+        self._journal_mode = None
+
+    def check(self):
+        check_header(self.path, "database to back up")
+        if self.tmp_dir and not os.path.isdir(self.tmp_dir):
+            raise ConfigError("tmp_dir %s does not exist" % self.tmp_dir)
+
+    def describe(self):
+        description = {"path": self.path}
+        if self._journal_mode:
+            description["journal_mode"] = self._journal_mode
+        return description
+
+    def tools(self):
+        return {"sqlite": sqlite3.sqlite_version}
+
+    def verification(self):
+        return dict(self._verification)
+
+    @contextlib.contextmanager
+    def open(self):
+        """Snapshot through the backup API into a private scratch file (the only consistent way to read
+        a live WAL database), check it, then stream it. Writers are held off only during the local copy."""
+        fd, scratch = tempfile.mkstemp(prefix="lifeboat-sqlite-", suffix=".db", dir=self.tmp_dir)
+        os.close(fd)
+        try:
+            try:
+                source = sqlite3.connect(self.path, timeout=self.busy_timeout)
+                try:
+                    self._journal_mode = source.execute("PRAGMA journal_mode").fetchone()[0]
+                    target = sqlite3.connect(scratch)
+                    try:
+                        source.backup(target)
+                    finally:
+                        target.close()
+                finally:
+                    source.close()
+            except sqlite3.DatabaseError as exc:
+                raise SourceError("SQLite backup of %s failed: %s (a locked database: retry later or raise "
+                                  "busy_timeout; a damaged one: run PRAGMA integrity_check)" % (self.path, exc))
+            except OSError as exc:
+                raise SourceError("SQLite backup of %s failed writing the scratch copy in %s: %s; set tmp_dir to a "
+                                  "filesystem with room for the database" % (self.path, os.path.dirname(scratch), exc))
+            if self.verify:
+                self._verification = inspect(scratch, immutable=True)
+                if self._verification["integrity_check"] != "ok":
+                    raise SourceError("SQLite database %s fails integrity_check (%s); the backup was not written. "
+                                      "Repair the database, or set verify: false to store it anyway"
+                                      % (self.path, self._verification["integrity_check"]))
+            with open(scratch, "rb") as handle:
+                yield handle
+        finally:
+            for suffix in ("",) + COMPANIONS:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(scratch + suffix)
+
+
+def restore_sqlite(repository, job, path, backup="latest", before=None, identity_file=None, owner=None,
+                   group=None, mode=None, keep_previous=True, check_mode=False):
+    """Restore a set to `path`. On any failure the live database is as it was before."""
+    path = os.path.abspath(os.path.expanduser(path))
+    backup_set = find_set(repository, job, "sqlite", backup, before)
+    result = {"backup": set_result(repository, job, backup_set), "restored_to": path, "previous": None}
+    directory = os.path.dirname(path)
+    created_dir = False
+    if check_mode:
+        staging_dir = None  # verify the set in the system temp directory; nothing beside the target
+    else:
+        if not os.path.isdir(directory):
+            os.makedirs(directory, mode=0o755)
+            created_dir = True
+        staging_dir = directory
+    fd, staged = tempfile.mkstemp(prefix=".%s.lifeboat-restore-" % os.path.basename(path), dir=staging_dir)
+    swap = None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fetch_to_file(repository, job, backup_set, handle, identity_file)
+            handle.flush()
+            os.fsync(handle.fileno())
+        verification = _verify_restored(staged, backup_set.manifest)
+        result["verification"] = verification
+        if check_mode:
+            return result
+        apply_attributes(staged, owner, group, mode, like=path)
+        swap = Swap(staged, path, COMPANIONS)
+        result["previous"] = swap.run()
+        try:
+            conn = sqlite3.connect("file:%s?immutable=1" % path, uri=True)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            swap.rollback()
+            raise RestoreError("restored database %s does not open (%s); the previous database was put back" % (path, exc))
+        if not keep_previous:
+            swap.discard_previous()
+            result["previous"] = None
+        return result
+    except BaseException:
+        for suffix in ("",) + COMPANIONS:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged + suffix)
+        if created_dir:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+        raise
+    finally:
+        if staging_dir:
+            fsync_dir(staging_dir)
+
+
+def _verify_restored(staged, manifest):
+    checked = inspect(staged, immutable=True)
+    if checked["integrity_check"] != "ok":
+        raise IntegrityError("restored copy of set %s fails integrity_check (%s); the live database was not "
+                             "touched: restore another set" % (manifest["id"], checked["integrity_check"]))
+    expected = (manifest.get("verification") or {}).get("row_counts")
+    if expected is not None and expected != checked["row_counts"]:
+        raise IntegrityError("restored copy of set %s has row counts %s but the manifest recorded %s; the live "
+                             "database was not touched" % (manifest["id"], checked["row_counts"], expected))
+    return {"sha256": "ok", "integrity_check": "ok", "row_counts": checked["row_counts"]}
+
+
+def source_from_options(options):
+    """Kind contract used by the runner: a Source from module option names (path, tmp_dir, verify, busy_timeout)."""
+    return SqliteSource(options["path"], tmp_dir=options.get("tmp_dir"), verify=options.get("verify", True),
+                        busy_timeout=options.get("busy_timeout", 30.0))
+
+
+def restore_from_options(repository, options, check_mode=False):
+    """Kind contract used by the runner: restore with module option names; returns the module's result dict."""
+    return restore_sqlite(repository, options["job"], options["path"], backup=options.get("backup", "latest"),
+                          before=options.get("before"),
+                          identity_file=(options.get("encryption") or {}).get("age_identity_file"),
+                          owner=options.get("owner"), group=options.get("group"), mode=options.get("mode"),
+                          keep_previous=options.get("keep_previous", True), check_mode=check_mode)

@@ -70,7 +70,10 @@ class _GzipDecompressReader(object):
         size = size if size and size > 0 else CHUNK
         while True:
             if self._pending:
-                out = self._zlib.decompress(self._pending, size)
+                try:
+                    out = self._zlib.decompress(self._pending, size)
+                except zlib.error as exc:
+                    raise IntegrityError("gzip data is corrupted (%s)" % exc)
                 self._pending = self._zlib.unconsumed_tail
                 if self._zlib.eof:
                     self._pending = self._zlib.unused_data + self._pending

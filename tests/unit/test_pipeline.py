@@ -1,0 +1,255 @@
+"""Error paths of the backup/restore pipeline, with fake sources and stores (no network, no ansible)."""
+
+import contextlib
+import io
+import os
+import sys
+
+import pytest
+
+from engine import codecs
+from engine.backup import run_backup
+from engine.catalog import list_sets, locate
+from engine.errors import IntegrityError, SinkError, SourceError, ToolError
+from engine.local_repository import LocalRepository
+from engine.process import ProcessReader
+from engine.repository import Repository
+from engine.restore import fetch_to_file
+from engine.s3_repository import S3Repository
+from engine.streams import IterReader
+
+
+class FakeSource(object):
+    kind = "fake"
+    extension = "bin"
+
+    def __init__(self, chunks, fail_after=None, check_error=None):
+        self.chunks = chunks
+        self.fail_after = fail_after
+        self.check_error = check_error
+
+    def check(self):
+        if self.check_error:
+            raise SourceError(self.check_error)
+
+    def describe(self):
+        return {"fake": True}
+
+    def tools(self):
+        return {}
+
+    def verification(self):
+        return {"chunks": len(self.chunks)}
+
+    @contextlib.contextmanager
+    def open(self):
+        def produce():
+            for index, chunk in enumerate(self.chunks):
+                if self.fail_after is not None and index >= self.fail_after:
+                    raise SourceError("source died after %d chunks" % index)
+                yield chunk
+        yield IterReader(produce())
+
+
+def payload(n=8):
+    return [os.urandom(1024) + b"x" * 200000 for _ in range(n)]
+
+
+def set_dirs(root, job="app"):
+    path = os.path.join(root, job)
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+def test_backup_and_restore_roundtrip_local(tmp_path):
+    repo = Repository([LocalRepository(str(tmp_path / "repo"))])
+    chunks = payload()
+    result = run_backup(FakeSource(chunks), repo, "app")
+    assert result["manifest"]["raw_size"] == sum(map(len, chunks))
+    assert result["size"] < result["manifest"]["raw_size"]
+    backup_set = locate(repo, "app")
+    out = io.BytesIO()
+    fetch_to_file(repo, "app", backup_set, out)
+    assert out.getvalue() == b"".join(chunks)
+
+
+def test_source_failure_midway_leaves_no_set(tmp_path):
+    repo = Repository([LocalRepository(str(tmp_path / "repo"))])
+    with pytest.raises(SourceError, match="died"):
+        run_backup(FakeSource(payload(), fail_after=3), repo, "app")
+    assert set_dirs(str(tmp_path / "repo")) == []
+
+
+def test_invalid_source_writes_nothing(tmp_path):
+    repo = Repository([LocalRepository(str(tmp_path / "repo"))])
+    with pytest.raises(SourceError, match="not a database"):
+        run_backup(FakeSource(payload(), check_error="x is not a database"), repo, "app")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_tool_failing_after_partial_output_leaves_no_set(tmp_path):
+    class ToolSource(FakeSource):
+        @contextlib.contextmanager
+        def open(self):
+            script = "import sys; sys.stdout.write('x' * 300000); sys.stdout.flush(); sys.exit(3)"
+            with ProcessReader([sys.executable, "-c", script], "fake dump") as reader:
+                yield reader
+    repo = Repository([LocalRepository(str(tmp_path / "repo"))])
+    with pytest.raises(ToolError, match="fake dump failed .*status 3"):
+        run_backup(ToolSource([]), repo, "app")
+    assert set_dirs(str(tmp_path / "repo")) == []
+
+
+def test_missing_tool_is_named():
+    with pytest.raises(ToolError, match="no-such-tool-xyz is not installed"):
+        ProcessReader(["no-such-tool-xyz"], "a test")
+
+
+class BrokenStore(LocalRepository):
+    """A local store whose writes fail after the first chunk (a full disk, a dropped connection)."""
+    name = "s3"
+
+    def begin_set(self, job, set_id, data_name):
+        writer = super(BrokenStore, self).begin_set(job, set_id, data_name)
+        calls = {"n": 0}
+        original = writer.write
+
+        def write(chunk):
+            calls["n"] += 1
+            if calls["n"] > 1:
+                raise SinkError("simulated upload failure")
+            original(chunk)
+        writer.write = write
+        return writer
+
+    def set_location(self, job, set_id):
+        return "s3://fake/%s/%s/" % (job, set_id)
+
+
+def test_one_sink_failing_keeps_the_other_complete(tmp_path):
+    good = LocalRepository(str(tmp_path / "good"))
+    bad = BrokenStore(str(tmp_path / "bad"))
+    repo = Repository([good, bad])
+    with pytest.raises(SinkError) as info:
+        run_backup(FakeSource(payload()), repo, "app")
+    assert "complete in local but failed in s3" in info.value.msg
+    partial = info.value.details["backup"]
+    assert set(partial["location"]) == {"local"}
+    assert set_dirs(str(tmp_path / "bad")) == []  # the failed sink cleaned up
+    sets = list_sets(Repository([good]), "app")
+    assert [s.status for s in sets] == ["complete"]
+    assert sets[0].set_id == partial["id"]
+
+
+@pytest.mark.parametrize("algorithm", ["zstd", "gzip", "none"])
+def test_corrupted_artifact_is_a_sha256_mismatch(tmp_path, algorithm):
+    repo = Repository([LocalRepository(str(tmp_path / "repo"))])
+    result = run_backup(FakeSource(payload()), repo, "app", compression=algorithm)
+    data = os.path.join(result["location"]["local"], result["manifest"]["data"])
+    with open(data, "r+b") as handle:
+        handle.seek(result["size"] // 2)
+        byte = handle.read(1)
+        handle.seek(result["size"] // 2)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(IntegrityError, match="sha256 mismatch"):
+        fetch_to_file(repo, "app", locate(repo, "app"), io.BytesIO())
+
+
+def test_truncated_artifact_is_a_sha256_mismatch(tmp_path):
+    repo = Repository([LocalRepository(str(tmp_path / "repo"))])
+    result = run_backup(FakeSource(payload()), repo, "app")
+    data = os.path.join(result["location"]["local"], result["manifest"]["data"])
+    os.truncate(data, result["size"] // 3)
+    with pytest.raises(IntegrityError, match="sha256 mismatch"):
+        fetch_to_file(repo, "app", locate(repo, "app"), io.BytesIO())
+
+
+@pytest.mark.parametrize("algorithm", ["zstd", "gzip"])
+def test_codecs_roundtrip_in_bounded_reads(algorithm):
+    raw = b"".join(payload(4)) + b"\0" * 5000000
+    level = codecs.resolve_level(algorithm, None)
+    compressed = io.BytesIO(b"".join(iter(lambda r=codecs.compress_reader(io.BytesIO(raw), algorithm, level): r.read(65536), b"")))
+    reader = codecs.decompress_reader(compressed, algorithm)
+    pieces = []
+    while True:
+        piece = reader.read(1 << 20)
+        if not piece:
+            break
+        assert len(piece) <= 1 << 20
+        pieces.append(piece)
+    assert b"".join(pieces) == raw
+
+
+def test_zstd_cli_output_is_read_by_the_library():
+    raw = b"lifeboat " * 100000
+    cli = ProcessReader(["zstd", "-q", "-c", "-3"], "zstd", stdin=io.BytesIO(raw))
+    compressed = b"".join(iter(lambda: cli.read(65536), b""))
+    assert codecs.decompress_reader(io.BytesIO(compressed), "zstd").read(10 ** 7) == raw
+
+
+def test_compression_level_out_of_range():
+    with pytest.raises(Exception, match="out of range"):
+        codecs.resolve_level("gzip", 12)
+
+
+class FakeS3Client(object):
+    """Records calls; optionally fails upload_part number `fail_part`."""
+
+    def __init__(self, fail_part=None):
+        self.calls = []
+        self.fail_part = fail_part
+        self.objects = {}
+
+    def create_multipart_upload(self, **kwargs):
+        self.calls.append(("create", kwargs["Key"]))
+        return {"UploadId": "u1"}
+
+    def upload_part(self, **kwargs):
+        if kwargs["PartNumber"] == self.fail_part:
+            raise RuntimeError("connection reset")
+        self.calls.append(("part", kwargs["PartNumber"], len(kwargs["Body"])))
+        return {"ETag": "e%d" % kwargs["PartNumber"]}
+
+    def complete_multipart_upload(self, **kwargs):
+        self.calls.append(("complete", [p["PartNumber"] for p in kwargs["MultipartUpload"]["Parts"]]))
+        self.objects[kwargs["Key"]] = True
+
+    def abort_multipart_upload(self, **kwargs):
+        self.calls.append(("abort", kwargs["UploadId"]))
+
+    def put_object(self, **kwargs):
+        self.calls.append(("put", kwargs["Key"], kwargs.get("StorageClass")))
+        self.objects[kwargs["Key"]] = True
+
+    def head_bucket(self, **kwargs):
+        return {}
+
+    def delete_object(self, **kwargs):
+        self.calls.append(("delete", kwargs["Key"]))
+
+
+def test_s3_multipart_parts_in_order_then_manifest_last():
+    client = FakeS3Client()
+    store = S3Repository("b", prefix="prod", multipart_chunk_size=5 * 1024 * 1024, storage_class="STANDARD_IA",
+                         client=client)
+    chunks = [os.urandom(1024 * 1024) for _ in range(12)]
+    run_backup(FakeSource(chunks), Repository([store]), "app", compression="none")
+    kinds = [c[0] for c in client.calls]
+    assert kinds[0] == "create" and kinds[-2:] == ["complete", "put"]
+    assert client.calls[-2][1] == [1, 2, 3]
+    assert client.calls[-1][1].endswith("/manifest.json") and client.calls[-1][2] is None  # manifest stays STANDARD
+    assert sorted(c[2] for c in client.calls if c[0] == "part") == [2 * 1024 * 1024, 5 * 1024 * 1024, 5 * 1024 * 1024]
+
+
+def test_s3_part_failure_aborts_upload_and_writes_no_manifest():
+    client = FakeS3Client(fail_part=2)
+    store = S3Repository("b", multipart_chunk_size=5 * 1024 * 1024, client=client)
+    chunks = [os.urandom(1024 * 1024) for _ in range(16)]
+    with pytest.raises(SinkError, match="connection reset"):
+        run_backup(FakeSource(chunks), Repository([store]), "app", compression="none")
+    assert ("abort", "u1") in client.calls
+    assert not any(c[0] == "put" for c in client.calls)
+
+
+def test_s3_rejects_parts_below_5_mib():
+    with pytest.raises(Exception, match="at least 5 MiB"):
+        S3Repository("b", multipart_chunk_size=1024, client=FakeS3Client())

@@ -21,7 +21,7 @@ options:
     type: path
   s3:
     description:
-      - S3 (or S3-compatible: MinIO, R2, Ceph) repository. Sets are stored at C(s3://<bucket>/<prefix>/<job>/<set id>/).
+      - S3 (or an S3-compatible store such as MinIO, R2 or Ceph) repository. Sets are stored at C(s3://<bucket>/<prefix>/<job>/<set id>/).
       - Set it once for every lifeboat module with C(module_defaults) and the action group C(group/lifeboat.backup.lifeboat).
     type: dict
     suboptions:

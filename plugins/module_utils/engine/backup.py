@@ -11,7 +11,7 @@ from . import manifest as manifest_mod
 from .codecs import compress_reader, encrypt_reader, recipient_fingerprint, resolve_level, zstd_backend
 from .errors import LifeboatError, SinkError
 from .naming import data_name, new_set_id, utcnow, validate_job
-from .streams import CHUNK, HashingReader, iter_chunks
+from .streams import CHUNK, CountingReader, HashingReader, iter_chunks
 
 
 class Progress(object):
@@ -75,7 +75,7 @@ def run_backup(source, repository, job, compression="zstd", compression_level=No
         with contextlib.ExitStack() as stack:
             progress.stage("dump")
             raw = stack.enter_context(source.open())
-            counted = HashingReader(raw)  # raw_size; its digest is not recorded
+            counted = CountingReader(raw)
             stream = compress_reader(counted, compression, level, threads)
             if recipients:
                 stream = encrypt_reader(stream, recipients)

@@ -32,6 +32,19 @@ class HashingReader(object):
         return self.digest.hexdigest()
 
 
+class CountingReader(object):
+    """Passes data through, counting bytes."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.bytes = 0
+
+    def read(self, size=CHUNK):
+        data = self._raw.read(size)
+        self.bytes += len(data)
+        return data
+
+
 class IterReader(object):
     """A reader over an iterator of byte chunks (for sources that produce chunks)."""
 

@@ -1,0 +1,169 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, lifeboat.backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: mongo_restore
+short_description: Restore MongoDB databases or collections from a lifeboat backup set
+version_added: 0.1.0
+description:
+  - Finds a set of I(job) written by M(lifeboat.backup.mongo_dump) (the latest, a given id, or the newest before a
+    time), downloads it to I(tmp_dir) while checking its sha256 against the manifest, then restores it with the
+    path matching the format the manifest records.
+  - C(tar-layout) sets (built-in dumper) are restored with pymongo. Before the server is touched every BSON
+    document's framing is checked and the per-collection document counts are compared with the manifest; after the
+    restore each collection's count is checked again and indexes are rebuilt from the metadata.
+  - C(archive) sets (C(mongodump --archive)) are restored with C(mongorestore --archive --stopOnError), which reads
+    I(mongo_uri) from a temporary 0600 C(--config) file; its per-collection counts are compared with the manifest.
+  - Collections that already exist and hold documents are replaced only with I(drop=true) (dropped right before
+    their documents are inserted); otherwise the task fails before anything changes. Collections created by a
+    restore that then fails are dropped again. A collection already replaced when a later one fails stays
+    replaced; restore into another database with I(rename) first when that matters.
+  - In check mode the set is downloaded and verified and the server is asked which collections would be replaced;
+    nothing is written to the server.
+author:
+  - lifeboat.backup contributors
+options:
+  mongo_uri:
+    description:
+      - MongoDB connection string of the server to restore into. Default C(mongodb://127.0.0.1:27017).
+    type: str
+  databases:
+    description: Restore only these databases of the set (glob allowed). Default all of them.
+    type: list
+    elements: str
+    default: []
+  collections:
+    description: Restore only these namespaces C(<database>.<collection>) of the set (glob allowed). Names are those in the set, before I(rename).
+    type: list
+    elements: str
+    default: []
+  drop:
+    description: Drop each target collection right before restoring it. Without it, target collections that hold documents make the task fail.
+    type: bool
+    default: false
+  rename:
+    description: Restore databases under other names, a dict that maps each source database to its target database (for example C(shop) to C(shop_restored)).
+    type: dict
+    default: {}
+  oplog_replay:
+    description:
+      - Replay the oplog captured with I(oplog=true) (C(mongorestore --oplogReplay)). Default true when the set has
+        an oplog and the whole set is restored.
+    type: bool
+  server_selection_timeout_ms:
+    description: How long to wait for a reachable server before failing, in milliseconds.
+    type: int
+    default: 5000
+  tmp_dir:
+    description: Directory where the set is staged (it needs room for the uncompressed dump). Default the system temporary directory.
+    type: path
+extends_documentation_fragment:
+  - lifeboat.backup.repository
+  - lifeboat.backup.restore
+requirements:
+  - pymongo for C(tar-layout) sets; C(mongorestore) 100.3 or newer for C(archive) sets.
+attributes:
+  check_mode:
+    support: full
+    description: Downloads and verifies the set and reports what would be replaced, without writing to the server.
+  diff_mode:
+    support: none
+    description: Not applicable.
+  platform:
+    platforms: posix
+    description: Runs on any host that reaches the MongoDB server.
+seealso:
+  - module: lifeboat.backup.mongo_dump
+  - module: lifeboat.backup.backup_catalog
+"""
+
+EXAMPLES = r"""
+- name: Restore the latest set, replacing the collections it holds
+  lifeboat.backup.mongo_restore:
+    job: mongo-prod
+    mongo_uri: "mongodb://restore:{{ mongo_restore_password }}@db1.internal:27017/?authSource=admin"
+    drop: true
+    s3:
+      bucket: acme-backups
+      prefix: prod
+
+- name: Restore one collection into a scratch database to inspect it
+  lifeboat.backup.mongo_restore:
+    job: mongo-prod
+    collections:
+      - shop.orders
+    rename:
+      shop: shop_inspect
+    dest: /var/backups/lifeboat
+"""
+
+RETURN = r"""
+backup:
+  description: The set restored, in the same shape as M(lifeboat.backup.mongo_dump) returns.
+  returned: success
+  type: dict
+  sample: {"id": "20261122T031500Z-3f9a0c", "job": "mongo-prod", "kind": "mongo", "size": 1048576}
+restored_to:
+  description: The server restored into, without credentials.
+  returned: success
+  type: str
+  sample: mongodb://restore@db1.internal:27017/?authSource=admin
+format:
+  description: Format of the set, C(archive) or C(tar-layout).
+  returned: success
+  type: str
+  sample: tar-layout
+method:
+  description: How it was restored, C(builtin) (pymongo) or C(mongorestore).
+  returned: success
+  type: str
+  sample: builtin
+collections:
+  description: Each collection restored, from the set's namespace to the target one, with its document count.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"source": "shop.orders", "target": "shop_inspect.orders", "documents": 120000, "replaces": false}]
+verification:
+  description: Checks passed; C(document_counts) are counted on the server after the restore.
+  returned: success
+  type: dict
+  sample: {"sha256": "ok", "document_counts": {"shop.orders": 120000}, "indexes": {"shop.orders": 3}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.mongo import restore_from_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
+    REQUIRED_ONE_OF, check_restore_selection, repository_from_params, restore_spec, run_module)
+
+
+def main():
+    spec = restore_spec()
+    spec.update(
+        mongo_uri=dict(type="str", no_log=True),
+        databases=dict(type="list", elements="str", default=[]),
+        collections=dict(type="list", elements="str", default=[]),
+        drop=dict(type="bool", default=False),
+        rename=dict(type="dict", default={}),
+        oplog_replay=dict(type="bool"),
+        server_selection_timeout_ms=dict(type="int", default=5000),
+        tmp_dir=dict(type="path"),
+    )
+    module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
+    params = module.params
+
+    def action():
+        check_restore_selection(params)
+        result = restore_from_options(repository_from_params(params), params, check_mode=module.check_mode)
+        return dict(changed=True, **result)
+
+    run_module(module, action)
+
+
+if __name__ == "__main__":
+    main()

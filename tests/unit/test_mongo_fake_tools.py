@@ -1,0 +1,132 @@
+"""The mongodump/mongorestore path with fake tools first on PATH (no real MongoDB tools exist here):
+the URI reaches the tool only through a 0600 --config file that is removed afterwards, never argv,
+and the archive round-trips through a local repository with its document counts checked."""
+
+import hashlib
+import json
+import os
+import sys
+
+import pytest
+
+import engine.mongo as mongo
+from engine.backup import run_backup
+from engine.errors import LifeboatError
+from engine.repository import Repository
+
+SECRET = "pa55-w0rd"
+URI = "mongodb://backup:%s@db1.example.com:27017/?authSource=admin" % SECRET
+PAYLOAD = b"FAKE-MONGODUMP-ARCHIVE" * 5000
+
+FAKE = r'''#!%(python)s
+import hashlib, json, os, stat, sys
+tool = os.path.basename(sys.argv[0])
+args = sys.argv[1:]
+if args == ["--version"]:
+    print("%%s version: 100.9.4" %% tool)
+    sys.exit(0)
+config = [a.split("=", 1)[1] for a in args if a.startswith("--config=")][0]
+record = {"argv": sys.argv, "mode": stat.S_IMODE(os.stat(config).st_mode), "config": open(config).read(),
+          "config_path": config}
+if tool == "mongorestore":
+    archive = [a.split("=", 1)[1] for a in args if a.startswith("--archive=")][0]
+    record["archive_sha256"] = hashlib.sha256(open(archive, "rb").read()).hexdigest()
+with open(os.path.join(os.environ["FAKE_RECORD_DIR"], tool + ".json"), "w") as handle:
+    json.dump(record, handle)
+if os.environ.get("FAKE_FAIL"):
+    sys.stderr.write("Failed: could not connect to server with %%s\n" %% record["config"])
+    sys.exit(1)
+if tool == "mongodump":
+    sys.stdout.buffer.write(%(payload)r)
+    sys.stderr.write("2026-01-01T00:00:00.000+0000\tdone dumping shop.items (3 documents)\n"
+                     "2026-01-01T00:00:00.000+0000\tdone dumping shop.users (1 document)\n")
+else:
+    sys.stderr.write("2026-01-01T00:00:00.000+0000\tfinished restoring shop2.items (3 documents, 0 failures)\n"
+                     "2026-01-01T00:00:00.000+0000\tfinished restoring shop2.users (1 document, 0 failures)\n"
+                     "4 document(s) restored successfully. 0 document(s) failed to restore.\n")
+'''
+
+
+class FakeClient(object):
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def fake_tools(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("mongodump", "mongorestore"):
+        path = bin_dir / tool
+        path.write_text(FAKE % {"python": sys.executable, "payload": PAYLOAD})
+        path.chmod(0o755)
+    records = tmp_path / "records"
+    records.mkdir()
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    monkeypatch.setenv("FAKE_RECORD_DIR", str(records))
+    # no server here: the pymongo pre-flight checks are replaced
+    monkeypatch.setattr(mongo, "connect", lambda *args, **kwargs: FakeClient())
+    monkeypatch.setattr(mongo, "_existing", lambda client, target, uri: None)
+    return records
+
+
+def load(records, tool):
+    return json.loads((records / (tool + ".json")).read_text())
+
+
+def test_mongodump_and_mongorestore_get_the_uri_only_through_a_0600_config_file(fake_tools, tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    repo = Repository.from_options(dest=str(tmp_path / "repo"), s3=None)
+    source = mongo.source_from_options({"mongo_uri": URI, "databases": ["shop"], "tmp_dir": str(scratch)})
+    backup = run_backup(source, repo, "mongo-cli")
+
+    record = load(fake_tools, "mongodump")
+    assert record["argv"][1:] == ["--config=%s" % record["config_path"], "--archive", "--db=shop"]
+    assert not any(SECRET in arg for arg in record["argv"])
+    assert record["mode"] == 0o600 and os.path.dirname(record["config_path"]) == str(scratch)
+    assert record["config"] == 'uri: "%s&serverSelectionTimeoutMS=5000"\n' % URI
+    assert not os.path.exists(record["config_path"]) and os.listdir(str(scratch)) == []
+
+    manifest = backup["manifest"]
+    assert manifest["data"] == "data.archive.zst"
+    assert manifest["source"]["format"] == "archive" and manifest["source"]["method"] == "mongodump"
+    assert manifest["source"]["uri"] == "mongodb://backup@db1.example.com:27017/?authSource=admin"
+    assert manifest["verification"]["document_counts"] == {"shop.items": 3, "shop.users": 1}
+    assert manifest["tools"]["mongodump"] == "100.9.4"
+    assert manifest["raw_size"] == len(PAYLOAD)
+    assert SECRET not in json.dumps(manifest)
+
+    result = mongo.restore_from_options(repo, {"job": "mongo-cli", "mongo_uri": URI, "rename": {"shop": "shop2"},
+                                               "drop": True, "tmp_dir": str(scratch)})
+    record = load(fake_tools, "mongorestore")
+    argv = record["argv"][1:]
+    assert argv[0] == "--config=%s" % record["config_path"] and argv[1].startswith("--archive=%s/" % scratch)
+    assert argv[2:] == ["--stopOnError", "--nsFrom=shop.*", "--nsTo=shop2.*", "--drop"]
+    assert not any(SECRET in arg for arg in record["argv"]) and record["mode"] == 0o600
+    assert record["archive_sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
+    assert os.listdir(str(scratch)) == []
+    assert result["method"] == "mongorestore" and result["format"] == "archive"
+    assert result["verification"]["document_counts"] == {"shop2.items": 3, "shop2.users": 1}
+    assert SECRET not in json.dumps(result)
+
+
+def test_failing_mongodump_writes_no_set_and_hides_the_password(fake_tools, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "1")
+    repo_dir = tmp_path / "repo"
+    repo = Repository.from_options(dest=str(repo_dir), s3=None)
+    source = mongo.source_from_options({"mongo_uri": URI, "method": "mongodump"})
+    with pytest.raises(LifeboatError) as caught:
+        run_backup(source, repo, "mongo-cli")
+    assert "mongodump" in caught.value.msg and "exited with status 1" in caught.value.msg
+    assert SECRET not in caught.value.msg and "backup@db1.example.com" in caught.value.msg
+    assert not list(repo_dir.rglob("manifest.json")) and not list(repo_dir.rglob("data.*"))
+    assert not os.path.exists(load(fake_tools, "mongodump")["config_path"])
+
+
+def test_builtin_method_without_pymongo_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(mongo, "HAS_PYMONGO", False)
+    source = mongo.source_from_options({"mongo_uri": "mongodb://127.0.0.1:1", "method": "builtin"})
+    with pytest.raises(LifeboatError) as caught:
+        source.check()
+    assert "pymongo is not installed" in caught.value.msg and "pip install pymongo" in caught.value.msg

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""SQLite backup: lifeboat's one pass (backup API -> zstd -> S3 multipart) against the shell recipe
-operators use today (`sqlite3 .backup`, then `zstd`, then an upload), on the same database and the
-same S3 endpoint (moto), in one run. Prints a markdown section.
+"""SQLite backup and restore: lifeboat against the shell recipe operators use today (`sqlite3 .backup`,
+then `zstd`, then an upload), restic (to the same S3) and borgmatic (a `sqlite3 .backup` hook, local borg repository),
+on the same database in one run. Prints a markdown section.
 
 Targets (issue 2): faster than the recipe, within 1.3x of the slowest single stage run alone, and
 peak memory under 256 MB independent of database size.
@@ -10,31 +10,54 @@ peak memory under 256 MB independent of database size.
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
 
 from common import ENGINE_PATH, reset_moto, run_timed_rss, start_moto, table
 
-UPLOAD = r"""
+BOTO = r"""
 import sys, boto3
 from boto3.s3.transfer import TransferConfig
-client = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+client = boto3.client("s3", endpoint_url=sys.argv[2], region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
-client.upload_file(sys.argv[2], sys.argv[3], "recipe/" + sys.argv[2].rsplit("/", 1)[-1],
-                   Config=TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4))
+config = TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4)
+if sys.argv[1] == "up":
+    client.upload_file(sys.argv[3], sys.argv[4], "recipe/data.db.zst", Config=config)
+else:
+    client.download_file(sys.argv[4], "recipe/data.db.zst", sys.argv[3], Config=config)
 """
 
 LIFEBOAT = r"""
-import sys
+import json, sys
 sys.path.insert(0, sys.argv[1])
 from engine.backup import run_backup
 from engine.repository import Repository
-from engine.sqlite import SqliteSource
-s3 = dict(bucket=sys.argv[4], endpoint_url=sys.argv[3], region="us-east-1", access_key="testing", secret_key="testing")
-result = run_backup(SqliteSource(sys.argv[2], tmp_dir=sys.argv[5], verify=sys.argv[6] == "1"),
-                    Repository.from_options(s3=s3), "bench")
-print(result["size"], result["manifest"]["raw_size"])
+from engine.sqlite import SqliteSource, restore_sqlite
+options = json.loads(sys.argv[3])
+repository = Repository.from_options(dest=options.get("dest"), s3=options.get("s3"))
+if sys.argv[2] == "backup":
+    result = run_backup(SqliteSource(options["path"], tmp_dir=options["tmp"], verify=options["verify"]),
+                        repository, "bench")
+    print(result["size"])
+else:
+    restore_sqlite(repository, "bench", options["path"], keep_previous=False)
+"""
+
+BORGMATIC = """
+location:
+    source_directories:
+        - {snapshot_dir}
+    repositories:
+        - {repo}
+storage:
+    compression: zstd,3
+hooks:
+    before_backup:
+        - sqlite3 {db} ".backup '{snapshot_dir}/app.db'"
+    after_backup:
+        - rm -f {snapshot_dir}/app.db
 """
 
 
@@ -52,59 +75,151 @@ PRAGMA wal_checkpoint(TRUNCATE);
     subprocess.run(["sqlite3", path], input=sql.encode(), check=True, stdout=subprocess.DEVNULL)
 
 
+def du(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def s3_bytes(moto, bucket, prefix=""):
+    pages = moto.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sum(o["Size"] for page in pages for o in page.get("Contents", []))
+
+
+def fresh(*paths):
+    for path in paths:
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def lifeboat(label, mode, options):
+    import json
+    return run_timed_rss(label, [sys.executable, "-c", LIFEBOAT, ENGINE_PATH, mode, json.dumps(options)])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="database size (default 1024)")
-    parser.add_argument("--workdir", default=os.path.join(os.path.dirname(__file__), "out", "sqlite"))
-    parser.add_argument("--verify", action="store_true", help="also run integrity_check in the lifeboat run")
+    parser.add_argument("--workdir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "sqlite"))
+    parser.add_argument("--no-peers", action="store_true", help="skip restic and borgmatic")
     args = parser.parse_args()
-    os.makedirs(args.workdir, exist_ok=True)
-    db = os.path.join(args.workdir, "bench-%dmb.db" % args.size_mb)
+    work = args.workdir
+    os.makedirs(work, exist_ok=True)
+    db = os.path.join(work, "bench-%dmb.db" % args.size_mb)
     if not os.path.exists(db):
         started = time.monotonic()
         make_database(db, args.size_mb)
         print("built %s (%.0f MB) in %.0f s" % (db, os.path.getsize(db) / 1e6, time.monotonic() - started),
               file=sys.stderr)
     size = os.path.getsize(db)
-    moto = start_moto(args.workdir)
+    copy, zst, restored = (os.path.join(work, n) for n in ("recipe-copy.db", "recipe-copy.db.zst", "restored.db"))
+    peers = not args.no_peers and all(shutil.which(t) for t in ("restic", "borg", "borgmatic"))
+    moto = start_moto(work)
+    rows_backup, rows_restore, stored = [], [], {}
     try:
+        # The recipe, stage by stage (each stage alone is also the recipe's step).
         bucket = moto.new_bucket("bench")
-        copy = os.path.join(args.workdir, "recipe-copy.db")
-        for leftover in (copy, copy + ".zst"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+        fresh(copy, zst)
         subprocess.run(["sync"], check=True)
-        stage_backup = run_timed_rss("sqlite3 .backup", ["sqlite3", db, ".backup '%s'" % copy])
-        stage_zstd = run_timed_rss("zstd", ["zstd", "-q", "-3", copy, "-o", copy + ".zst"])
-        stage_upload = run_timed_rss("upload (boto3)", [sys.executable, "-c", UPLOAD, moto.url, copy + ".zst", bucket])
-        stored_recipe = os.path.getsize(copy + ".zst")
-        os.remove(copy)
-        os.remove(copy + ".zst")
+        stages = [run_timed_rss("sqlite3 .backup", ["sqlite3", db, ".backup '%s'" % copy]),
+                  run_timed_rss("zstd -3", ["zstd", "-q", "-3", copy, "-o", zst]),
+                  run_timed_rss("upload (boto3)", [sys.executable, "-c", BOTO, "up", moto.url, zst, bucket])]
+        stored["recipe"] = os.path.getsize(zst)
+        fresh(copy, zst)
+        down = run_timed_rss("download (boto3)", [sys.executable, "-c", BOTO, "down", moto.url, zst, bucket])
+        unzstd = run_timed_rss("zstd -d", ["zstd", "-q", "-d", zst, "-o", restored])
+        fresh(zst, restored)
+        recipe_restore = down.seconds + unzstd.seconds
+
         reset_moto(moto)
         bucket = moto.new_bucket("bench")
-        lifeboat = run_timed_rss("lifeboat", [sys.executable, "-c", LIFEBOAT, ENGINE_PATH, db, moto.url, bucket,
-                                              args.workdir, "1" if args.verify else "0"])
-        stored_lifeboat = int(lifeboat.output.split()[0])
+        s3 = dict(bucket=bucket, endpoint_url=moto.url, region="us-east-1", access_key="testing", secret_key="testing")
+        lb_s3 = lifeboat("lifeboat -> S3", "backup", dict(path=db, tmp=work, verify=False, s3=s3))
+        stored["lifeboat"] = int(lb_s3.output.split()[0])
+        lb_s3_verify = lifeboat("lifeboat -> S3 (with integrity_check)", "backup",
+                                dict(path=db, tmp=work, verify=True, s3=s3))
+        lb_restore = lifeboat("lifeboat restore <- S3", "restore", dict(path=restored, s3=s3))
+        fresh(restored)
+        local_repo = os.path.join(work, "lifeboat-repo")
+        fresh(local_repo)
+        lb_local = lifeboat("lifeboat -> local dir", "backup", dict(path=db, tmp=work, verify=False, dest=local_repo))
+        fresh(local_repo)
+
+        recipe_total = sum(s.seconds for s in stages)
+        slowest = max(stages, key=lambda s: s.seconds)
+        for stage in stages:
+            rows_backup.append([stage.label + " (recipe stage alone)", "%.2f" % stage.seconds, "%.0f" % stage.peak_mib, ""])
+        rows_backup.append(["recipe: .backup, zstd, upload (sequential)", "%.2f" % recipe_total,
+                            "%.0f" % max(s.peak_mib for s in stages), "%.1f" % (stored["recipe"] / 1e6)])
+        rows_backup.append(["**lifeboat sqlite_backup -> S3**", "**%.2f**" % lb_s3.seconds, "**%.0f**" % lb_s3.peak_mib,
+                            "%.1f" % (stored["lifeboat"] / 1e6)])
+        rows_backup.append(["lifeboat -> S3, verify on (integrity_check + row counts)", "%.2f" % lb_s3_verify.seconds,
+                            "%.0f" % lb_s3_verify.peak_mib, ""])
+        rows_backup.append(["lifeboat -> local directory", "%.2f" % lb_local.seconds, "%.0f" % lb_local.peak_mib, ""])
+        rows_restore.append(["recipe: download, zstd -d", "%.2f" % recipe_restore,
+                             "%.0f" % max(down.peak_mib, unzstd.peak_mib)])
+        rows_restore.append(["**lifeboat sqlite_restore <- S3** (sha256, integrity_check, atomic swap)",
+                             "**%.2f**" % lb_restore.seconds, "**%.0f**" % lb_restore.peak_mib])
+
+        if peers:
+            env = dict(os.environ, RESTIC_PASSWORD="bench-only", AWS_ACCESS_KEY_ID="testing",
+                       AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+            repo = "s3:%s/%s/restic" % (moto.url, bucket)
+            subprocess.run(["restic", "-q", "-r", repo, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+            snap = run_timed_rss("sqlite3 .backup", ["sqlite3", db, ".backup '%s'" % copy])
+            restic = run_timed_rss("restic backup", ["restic", "-q", "-r", repo, "--compression", "auto",
+                                                     "backup", copy], env=env)
+            fresh(copy)
+            stored["restic"] = s3_bytes(moto, bucket, "restic/")
+            rows_backup.append(["restic -> S3 (.backup then restic backup)", "%.2f" % (snap.seconds + restic.seconds),
+                                "%.0f" % max(snap.peak_mib, restic.peak_mib), "%.1f" % (stored["restic"] / 1e6)])
+            target = os.path.join(work, "restic-restore")
+            fresh(target)
+            restic_restore = run_timed_rss("restic restore", ["restic", "-q", "-r", repo, "restore", "latest",
+                                                             "--target", target], env=env)
+            fresh(target)
+            rows_restore.append(["restic restore <- S3", "%.2f" % restic_restore.seconds, "%.0f" % restic_restore.peak_mib])
+
+            borg_repo, borg_base = os.path.join(work, "borg-repo"), os.path.join(work, "borg-base")
+            snapshot_dir, extract_dir = os.path.join(work, "borg-snapshot"), os.path.join(work, "borg-extract")
+            fresh(borg_repo, borg_base, snapshot_dir, extract_dir)
+            for directory in (borg_base, snapshot_dir, extract_dir):
+                os.makedirs(directory)
+            config = os.path.join(work, "borgmatic.yaml")
+            with open(config, "w") as handle:
+                handle.write(BORGMATIC.format(repo=borg_repo, snapshot_dir=snapshot_dir, db=db))
+            benv = dict(os.environ, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes", BORG_BASE_DIR=borg_base)
+            subprocess.run(["borg", "init", "--encryption=none", borg_repo], env=benv, check=True)
+            quiet = ["--syslog-verbosity", "-1"]
+            borgmatic = run_timed_rss("borgmatic create", ["borgmatic", "-c", config] + quiet + ["create"], env=benv)
+            stored["borgmatic"] = du(borg_repo)
+            rows_backup.append(["borgmatic (before_backup: sqlite3 .backup) -> local borg repo",
+                                "%.2f" % borgmatic.seconds, "%.0f" % borgmatic.peak_mib,
+                                "%.1f" % (stored["borgmatic"] / 1e6)])
+            borg_restore = run_timed_rss("borgmatic extract", ["borgmatic", "-c", config] + quiet + [
+                "extract", "--archive", "latest", "--destination", extract_dir], env=benv)
+            rows_restore.append(["borgmatic extract <- local borg repo", "%.2f" % borg_restore.seconds,
+                                 "%.0f" % borg_restore.peak_mib])
+            fresh(borg_repo, borg_base, snapshot_dir, extract_dir)
     finally:
         moto.stop()
 
-    stages = [stage_backup, stage_zstd, stage_upload]
-    recipe = sum(s.seconds for s in stages)
-    slowest = max(stages, key=lambda s: s.seconds)
-    rows = [[s.label + " (alone)", "%.2f" % s.seconds, "%.0f" % s.peak_mib, ""] for s in stages]
-    rows.append(["recipe total (sequential)", "%.2f" % recipe, "%.0f" % max(s.peak_mib for s in stages),
-                 "%.1f MB" % (stored_recipe / 1e6)])
-    rows.append(["**lifeboat sqlite_backup -> S3**", "**%.2f**" % lifeboat.seconds, "**%.0f**" % lifeboat.peak_mib,
-                 "%.1f MB" % (stored_lifeboat / 1e6)])
-    print("## SQLite backup to S3, %.2f GB database\n" % (size / 1e9))
-    print("%s, %d cores, Python %s, zstd level 3 both sides, S3 = moto on 127.0.0.1.%s\n" % (
-        platform.platform(terse=True), os.cpu_count(), platform.python_version(),
-        " lifeboat ran integrity_check too." if args.verify else ""))
-    print(table(rows, ["run", "seconds", "peak RSS MiB", "stored"]))
+    print("## SQLite, %.2f GB database\n" % (size / 1e9))
+    print("%s, %d cores, Python %s. zstd level 3 everywhere; S3 is moto on 127.0.0.1 (its own CPU cost is part "
+          "of every S3 figure). Peak RSS is the largest process of the run.\n" % (
+              platform.platform(terse=True), os.cpu_count(), platform.python_version()))
+    print("### Backup\n")
+    print(table(rows_backup, ["run", "seconds", "peak RSS MiB", "stored MB"]))
+    print("\n### Restore\n")
+    print(table(rows_restore, ["run", "seconds", "peak RSS MiB"]))
     print()
-    print("- lifeboat / recipe: **%.2fx** (target < 1.0)" % (lifeboat.seconds / recipe))
-    print("- lifeboat / slowest stage alone (%s): **%.2fx** (target <= 1.3)" % (slowest.label, lifeboat.seconds / slowest.seconds))
-    print("- lifeboat peak RSS: **%.0f MiB** (target < 256)" % lifeboat.peak_mib)
+    print("- lifeboat / recipe (backup to S3): **%.2fx** (target < 1.0)" % (lb_s3.seconds / recipe_total))
+    print("- lifeboat / slowest recipe stage alone (%s): **%.2fx** (target <= 1.3)"
+          % (slowest.label, lb_s3.seconds / slowest.seconds))
+    print("- lifeboat peak RSS: **%.0f MiB** backup, **%.0f MiB** restore (target < 256)"
+          % (lb_s3.peak_mib, lb_restore.peak_mib))
+    print("- lifeboat restore / recipe restore: **%.2fx** (lifeboat also checks sha256 and integrity and swaps atomically)"
+          % (lb_restore.seconds / recipe_restore))
 
 
 if __name__ == "__main__":

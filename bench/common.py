@@ -25,7 +25,7 @@ class Timed(object):
 
 
 def run_timed_rss(label, argv, env=None):
-    """Wall time and exact peak RSS of one child (and, via wait4, nothing else's)."""
+    """Wall time and peak RSS of one child and the descendants it waited for (wait4 rusage)."""
     start = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = proc.stdout.read()

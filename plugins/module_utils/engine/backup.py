@@ -77,6 +77,8 @@ def run_backup(source, repository, job, compression="zstd", compression_level=No
             raw = stack.enter_context(source.open())
             counted = CountingReader(raw)
             stream = compress_reader(counted, compression, level, threads)
+            if hasattr(stream, "close"):
+                stack.callback(stream.close)  # stops a compressor process if the run fails
             if recipients:
                 stream = encrypt_reader(stream, recipients)
                 stack.callback(stream.close)

@@ -1,11 +1,13 @@
 """Compression (zstd, gzip, none) and age encryption as streaming stages.
 
-zstd goes through the Python `zstandard` package when present, else the `zstd` CLI; both write
-standard zstd frames, so either can read what the other wrote.
+zstd runs as the `zstd` command when the host has it: a separate process is a truly parallel
+pipeline stage and, measured here, 1.5-3x faster than the `zstandard` package, which is the fallback.
+Both write standard zstd frames, so either reads what the other wrote.
 """
 
 import hashlib
 import os
+import shutil
 import zlib
 
 from .errors import ConfigError, IntegrityError, ToolError
@@ -37,8 +39,17 @@ def resolve_level(algorithm, level):
     return int(level)
 
 
+def zstd_cli():
+    return shutil.which("zstd")
+
+
 def zstd_backend():
-    return "zstandard %s" % zstandard.__version__ if HAS_ZSTANDARD else "zstd cli"
+    if zstd_cli():
+        return "zstd cli"
+    if HAS_ZSTANDARD:
+        return "zstandard %s" % zstandard.__version__
+    raise ConfigError("zstd compression needs the zstd command (apt-get install zstd) or the Python package "
+                      "zstandard on this host; or set compression: gzip")
 
 
 class _GzipCompressReader(object):
@@ -96,12 +107,13 @@ def compress_reader(source, algorithm, level, threads=0):
         return source
     if algorithm == "gzip":
         return _GzipCompressReader(source, level)
-    if HAS_ZSTANDARD:
-        params = {"level": level, "write_checksum": True}
-        if threads:
-            params["threads"] = threads
-        return zstandard.ZstdCompressor(**params).stream_reader(source, read_size=CHUNK, closefd=False)
-    return ProcessReader(["zstd", "-q", "-c", "-%d" % level, "-T%d" % max(threads, 0)], "zstd compression", stdin=source)
+    if zstd_backend() == "zstd cli":
+        return ProcessReader(["zstd", "-q", "-c", "--no-progress", "-%d" % level, "-T%d" % max(threads, 1)],
+                             "zstd compression", stdin=source)
+    params = {"level": level, "write_checksum": True}
+    if threads > 1:
+        params["threads"] = threads
+    return zstandard.ZstdCompressor(**params).stream_reader(source, read_size=CHUNK, closefd=False)
 
 
 class _ZstdErrors(object):
@@ -113,8 +125,17 @@ class _ZstdErrors(object):
     def read(self, size=CHUNK):
         try:
             return self._reader.read(size)
-        except zstandard.ZstdError as exc:
-            raise IntegrityError("zstd data is corrupted or truncated (%s)" % exc)
+        except ToolError as exc:
+            raise IntegrityError("zstd data is corrupted or truncated (%s)" % exc.msg)
+        except Exception as exc:  # pylint: disable=broad-except
+            if HAS_ZSTANDARD and isinstance(exc, zstandard.ZstdError):
+                raise IntegrityError("zstd data is corrupted or truncated (%s)" % exc)
+            raise
+
+    def close(self):
+        close = getattr(self._reader, "close", None)
+        if close:
+            close()
 
 
 def decompress_reader(source, algorithm):
@@ -122,10 +143,11 @@ def decompress_reader(source, algorithm):
         return source
     if algorithm == "gzip":
         return _GzipDecompressReader(source)
-    if HAS_ZSTANDARD:
-        return _ZstdErrors(zstandard.ZstdDecompressor().stream_reader(
-            source, read_size=CHUNK, read_across_frames=True, closefd=False))
-    return ProcessReader(["zstd", "-d", "-q", "-c"], "zstd decompression", stdin=source)
+    if zstd_backend() == "zstd cli":
+        return _ZstdErrors(ProcessReader(["zstd", "-d", "-q", "-c", "--no-progress"], "zstd decompression",
+                                         stdin=source))
+    return _ZstdErrors(zstandard.ZstdDecompressor().stream_reader(
+        source, read_size=CHUNK, read_across_frames=True, closefd=False))
 
 
 def recipient_fingerprint(recipient):

@@ -92,6 +92,8 @@ def open_set(repository, job, backup_set, identity_file=None):
             stream = decrypt_reader(stream, identity_file)
             stack.callback(stream.close)
         stream = decompress_reader(stream, manifest["compression"]["algorithm"])
+        if hasattr(stream, "close"):
+            stack.callback(stream.close)
         yield VerifiedReader(stream, stored, manifest, where)
 
 

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""PostgreSQL: lifeboat pg_dump_s3 (pg_dump -> zstd -> S3 multipart, row counts in the dump's snapshot) against
+the usual recipe `pg_dump -Fc | upload from stdin` (boto3 upload_fileobj), same database, same S3 (moto);
+then restore: lifeboat with jobs 2 (download, verify, stage, pg_restore -j 2) against a plain pg_restore of a
+local archive. Prints a markdown section with wall times, ratios and peak memory.
+
+Peak memory: /proc is polled every 50 ms and the RSS of the process and all its descendants (pg_dump, psql,
+pg_restore, zstd...) is summed; the table shows the largest sum seen. (wait4's ru_maxrss is not used: on Linux it
+counts the forked Python parent's pages before exec, which hides the tools' own figures.)
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+from common import ENGINE_PATH, REPO, start_moto, table
+
+FIXTURE = os.path.join(REPO, "tests", "integration", "postgres", "pgserver.py")
+
+UPLOAD = r"""
+import sys, boto3
+from boto3.s3.transfer import TransferConfig
+client = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+client.upload_fileobj(sys.stdin.buffer, sys.argv[2], "recipe/bench.pgdump",
+                      Config=TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4))
+"""
+
+LIFEBOAT_DUMP = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from engine.backup import run_backup
+from engine.postgres import source_from_options
+from engine.repository import Repository
+options = json.loads(sys.argv[2])
+s3 = dict(bucket=sys.argv[3], endpoint_url=sys.argv[4], region="us-east-1", access_key="testing", secret_key="testing")
+result = run_backup(source_from_options(dict(options, database="bench")), Repository.from_options(s3=s3), "bench")
+print(result["size"], result["manifest"]["raw_size"])
+"""
+
+LIFEBOAT_RESTORE = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from engine.postgres import restore_from_options
+from engine.repository import Repository
+options = json.loads(sys.argv[2])
+s3 = dict(bucket=sys.argv[3], endpoint_url=sys.argv[4], region="us-east-1", access_key="testing", secret_key="testing")
+result = restore_from_options(Repository.from_options(s3=s3), dict(options, job="bench", database="restored",
+                                                                  jobs=int(sys.argv[5]), tmp_dir=sys.argv[6]))
+print(result["verification"]["row_counts_checked"], not result["verification"]["mismatches"])
+"""
+
+
+def load_fixture():
+    spec = importlib.util.spec_from_file_location("pg_fixture", FIXTURE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Run(object):
+    def __init__(self, label, seconds, tree_mib, max_mib, output):
+        self.label, self.seconds, self.tree_mib, self.max_mib, self.output = label, seconds, tree_mib, max_mib, output
+
+
+def _tree_rss_kib(root):
+    children = {}
+    rss = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def timed(label, argv, env=None, stdin=None, pipe_to=None):
+    """Run argv (optionally piped into pipe_to); wall time, peak RSS of the whole tree, max single RSS."""
+    start = time.monotonic()
+    first = subprocess.Popen(argv, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [first]
+    if pipe_to:
+        procs.append(subprocess.Popen(pipe_to, env=env, stdin=first.stdout, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE))
+        first.stdout.close()
+    peak = [0]
+    done = threading.Event()
+
+    def poll():
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(_tree_rss_kib(p.pid) for p in procs))
+            time.sleep(0.05)
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    out = procs[-1].stdout.read()
+    max_rss, failures = 0, []
+    for proc in procs:
+        err = proc.stderr.read()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        max_rss = max(max_rss, usage.ru_maxrss)
+        if os.waitstatus_to_exitcode(status) != 0:
+            failures.append("%s: %s" % (proc.args[0], err.decode()[-1500:]))
+    seconds = time.monotonic() - start
+    done.set()
+    poller.join()
+    if failures:
+        raise SystemExit("%s failed: %s" % (label, "; ".join(failures)))
+    return Run(label, seconds, peak[0] / 1024.0, max_rss / 1024.0, out.decode())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=int, default=70, help="pgbench scale (default 70, about 1 GB; 5 for a check)")
+    parser.add_argument("--workdir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out",
+                                                          "postgres"))
+    args = parser.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    fixture = load_fixture()
+    pg_bin = fixture.PG_BIN
+    server = fixture.Postgres()
+    moto = None
+    try:
+        env = dict(server.admin_env(), PGUSER=fixture.USER)
+        server.sql("CREATE DATABASE bench OWNER %s" % fixture.USER)
+        started = time.monotonic()
+        subprocess.run([os.path.join(pg_bin, "pgbench"), "-i", "-q", "-s", str(args.scale), "bench"], env=env,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        db_size = int(server.sql("SELECT pg_database_size('bench')"))
+        print("pgbench -i -s %d: %.2f GB in %.0f s" % (args.scale, db_size / 1e9, time.monotonic() - started),
+              file=sys.stderr)
+        moto = start_moto(args.workdir)
+        options = server.login()
+        options_json = json.dumps(options)
+        tcp_env = dict(os.environ, PGPASSWORD=fixture.PASSWORD, PGHOST="127.0.0.1", PGPORT=str(server.port),
+                       PGUSER=fixture.USER)
+
+        bucket = moto.new_bucket("pgrecipe")
+        recipe = timed("pg_dump -Fc piped to upload_fileobj", [os.path.join(pg_bin, "pg_dump"), "-Fc", "bench"],
+                       env=tcp_env, pipe_to=[sys.executable, "-c", UPLOAD, moto.url, bucket])
+        recipe_size = moto.client().head_object(Bucket=bucket, Key="recipe/bench.pgdump")["ContentLength"]
+
+        bucket = moto.new_bucket("pglifeboat")
+        lifeboat = timed("lifeboat pg_dump_s3", [sys.executable, "-c", LIFEBOAT_DUMP, ENGINE_PATH, options_json,
+                                                 bucket, moto.url])
+        stored, raw = (int(x) for x in lifeboat.output.split())
+
+        archive = os.path.join(args.workdir, "plain.pgdump")
+        subprocess.run([os.path.join(pg_bin, "pg_dump"), "-Fc", "-f", archive, "bench"], env=tcp_env, check=True)
+        restores = []
+        for jobs in (1, 2):
+            server.drop("restored")
+            # createdb is part of the plain recipe too (lifeboat creates the database inside its timing)
+            create = timed("createdb", [os.path.join(pg_bin, "createdb"), "restored"], env=tcp_env)
+            argv = [os.path.join(pg_bin, "pg_restore"), "--exit-on-error", "-d", "restored", archive]
+            if jobs > 1:
+                argv[1:1] = ["-j", str(jobs)]
+            run = timed("createdb + plain pg_restore%s (local file)" % (" -j %d" % jobs if jobs > 1 else ""), argv,
+                        env=tcp_env)
+            run.seconds += create.seconds
+            restores.append(run)
+        os.remove(archive)
+        for jobs in (2, 1):
+            server.drop("restored")
+            scratch = os.path.join(args.workdir, "scratch")
+            os.makedirs(scratch, exist_ok=True)
+            run = timed("lifeboat pg_restore_s3 jobs %d (from S3)" % jobs,
+                        [sys.executable, "-c", LIFEBOAT_RESTORE, ENGINE_PATH, options_json, bucket, moto.url,
+                         str(jobs), scratch])
+            if run.output.split() != ["True", "True"]:
+                raise SystemExit("lifeboat restore did not verify: %r" % run.output)
+            restores.append(run)
+            shutil.rmtree(scratch)
+    finally:
+        if moto:
+            moto.stop()
+        server.stop()
+        shutil.rmtree(server.base, ignore_errors=True)
+
+    rows = [[r.label, "%.2f" % r.seconds, "%.0f" % r.tree_mib] for r in [recipe, lifeboat] + restores]
+    print("## PostgreSQL dump to S3 and restore, pgbench scale %d (%.2f GB database)\n" % (args.scale, db_size / 1e9))
+    print("%s, %d cores, Python %s, PostgreSQL 15, S3 = moto on 127.0.0.1. lifeboat: pg_dump --compress=0 then zstd "
+          "level 3, exact row counts in the dump's snapshot; recipe: pg_dump's built-in zlib.\n" % (
+              platform.platform(terse=True), os.cpu_count(), platform.python_version()))
+    print(table(rows, ["run", "seconds", "peak RSS MiB (process tree)"]))
+    print()
+    print("- stored: lifeboat %.1f MB (raw archive %.1f MB), recipe %.1f MB" % (stored / 1e6, raw / 1e6,
+                                                                                 recipe_size / 1e6))
+    print("- dump: lifeboat / recipe = **%.2fx**" % (lifeboat.seconds / recipe.seconds))
+    plain, plain_j2, lb_j2, lb_j1 = restores
+    print("- restore: lifeboat jobs 2 / plain pg_restore = **%.2fx**; lifeboat jobs 2 / plain pg_restore -j 2 = "
+          "**%.2fx**; lifeboat jobs 1 (streamed) / plain pg_restore = **%.2fx**" % (
+              lb_j2.seconds / plain.seconds, lb_j2.seconds / plain_j2.seconds, lb_j1.seconds / plain.seconds))
+
+
+if __name__ == "__main__":
+    main()

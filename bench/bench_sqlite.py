@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """SQLite backup and restore: lifeboat against the shell recipe operators use today (`sqlite3 .backup`,
 then `zstd`, then an upload), restic (to the same S3) and borgmatic (a `sqlite3 .backup` hook, local borg repository),
 on the same database in one run. Prints a markdown section.
@@ -98,7 +97,7 @@ def lifeboat(label, mode, options):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="database size (default 1024)")
     parser.add_argument("--workdir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "sqlite"))
     parser.add_argument("--no-peers", action="store_true", help="skip restic and borgmatic")
@@ -175,8 +174,8 @@ def main():
                                 "%.0f" % max(snap.peak_mib, restic.peak_mib), "%.1f" % (stored["restic"] / 1e6)])
             target = os.path.join(work, "restic-restore")
             fresh(target)
-            restic_restore = run_timed_rss("restic restore", ["restic", "-q", "-r", repo, "restore", "latest",
-                                                             "--target", target], env=env)
+            restic_restore = run_timed_rss(
+                "restic restore", ["restic", "-q", "-r", repo, "restore", "latest", "--target", target], env=env)
             fresh(target)
             rows_restore.append(["restic restore <- S3", "%.2f" % restic_restore.seconds, "%.0f" % restic_restore.peak_mib])
 

@@ -35,4 +35,3 @@ options:
     type: dict
     default: {}
 """
-

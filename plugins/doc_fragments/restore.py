@@ -27,4 +27,3 @@ notes:
   - The set is read from the local repository when it holds it, else from S3.
   - The stored data is checked against the manifest's sha256 before anything live is touched.
 """
-

@@ -17,7 +17,7 @@ description:
     and C(invalid) when its manifest cannot be read.
   - Reads only; it never changes anything.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup maintainers (@lifeboat-backup)
 options:
   status:
     description: Only return sets with these statuses. Default is every status.
@@ -34,6 +34,7 @@ attributes:
     support: none
     description: Not applicable.
   platform:
+    support: full
     platforms: posix
     description: Runs where the repositories can be reached.
 seealso:

@@ -26,7 +26,7 @@ description:
     so a partly removed set never looks complete. Locally the manifest is removed before the directory.
   - In check mode it returns what would be removed and removes nothing.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup maintainers (@lifeboat-backup)
 options:
   keep_last:
     description: Keep the N newest complete sets. C(0) turns the rule off.

@@ -19,7 +19,7 @@ description:
     one of them is found.
   - Fails, naming the copy and the check, when anything does not match. Changes nothing.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup maintainers (@lifeboat-backup)
 options:
   scratch_dir:
     description: Directory for the scratch database of a SQLite test restore. Default is the system temporary directory.

@@ -27,7 +27,7 @@ description:
     oplog). Each collection's BSON is spooled to I(tmp_dir) (16 MiB in memory at most) because a tar header needs
     the member's size up front, so I(tmp_dir) needs room for the largest collection.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup maintainers (@lifeboat-backup)
 options:
   mongo_uri:
     description:
@@ -87,6 +87,7 @@ attributes:
     support: none
     description: Not applicable.
   platform:
+    support: full
     platforms: posix
     description: Runs on any host that reaches the MongoDB server.
 seealso:

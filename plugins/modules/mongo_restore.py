@@ -26,7 +26,7 @@ description:
   - In check mode the set is downloaded and verified and the server is asked which collections would be replaced;
     nothing is written to the server.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup maintainers (@lifeboat-backup)
 options:
   mongo_uri:
     description:
@@ -75,6 +75,7 @@ attributes:
     support: none
     description: Not applicable.
   platform:
+    support: full
     platforms: posix
     description: Runs on any host that reaches the MongoDB server.
 seealso:

@@ -19,7 +19,7 @@ description:
     copied locally, not during the upload.
   - In check mode it validates the database and the repository options and returns where the set would be written.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup maintainers (@lifeboat-backup)
 options:
   path:
     description: The SQLite database file to back up.
@@ -43,6 +43,7 @@ attributes:
     support: none
     description: Not applicable.
   platform:
+    support: full
     platforms: posix
     description: Runs on the host that holds the database.
 seealso:

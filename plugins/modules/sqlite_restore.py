@@ -21,7 +21,7 @@ description:
   - Stop the application that writes to the database first (the C(playbooks/restore.yml) runbook does).
   - In check mode the set is downloaded and verified in the system temporary directory; nothing beside I(path) changes.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup maintainers (@lifeboat-backup)
 options:
   path:
     description: Where to restore the database file. Missing parent directories are created.
@@ -51,6 +51,7 @@ attributes:
     support: none
     description: Not applicable.
   platform:
+    support: full
     platforms: posix
     description: Runs on the host where the database is restored.
 seealso:

@@ -131,7 +131,7 @@ def test_secret_paths():
 
 
 def test_load_refuses_readable_files_with_secrets(dirs):
-    config, _ = dirs
+    config = dirs[0]
     path = write_job(config, "app", dict(GOOD, s3={"bucket": "b", "secret_key": "S", "access_key": "A"}), 0o644)
     with pytest.raises(ConfigError) as info:
         jobs.load(config, "app")
@@ -141,7 +141,7 @@ def test_load_refuses_readable_files_with_secrets(dirs):
 
 
 def test_load_accepts_readable_files_without_secrets_but_never_writable_ones(dirs):
-    config, _ = dirs
+    config = dirs[0]
     path = write_job(config, "app", GOOD, 0o644)
     assert jobs.load(config, "app")["kind"] == "sqlite"
     os.chmod(path, 0o664)
@@ -151,7 +151,7 @@ def test_load_accepts_readable_files_without_secrets_but_never_writable_ones(dir
 
 
 def test_load_reports_missing_and_broken_files(dirs):
-    config, _ = dirs
+    config = dirs[0]
     with pytest.raises(ConfigError) as info:
         jobs.load(config, "nope")
     assert "has no job file" in info.value.msg and os.path.join(config, "jobs", "nope.json") in info.value.msg

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-import engine.mongo as mongo
+from engine import mongo
 from engine.backup import run_backup
 from engine.errors import LifeboatError
 from engine.repository import Repository

@@ -21,8 +21,9 @@ def test_valid_set_ids(text):
     assert naming.is_set_id(text)
 
 
-@pytest.mark.parametrize("text", ["20261122T031500Z-3f9", "20261122T031500Z-3F9A", "20261122-3f9a", "latest",
-                                  "20261122T031500Z-3f9a0c1d2", "../20261122T031500Z-3f9a"])
+@pytest.mark.parametrize("text", [
+    "20261122T031500Z-3f9", "20261122T031500Z-3F9A", "20261122-3f9a", "latest",
+    "20261122T031500Z-3f9a0c1d2", "../20261122T031500Z-3f9a"])
 def test_invalid_set_ids(text):
     assert not naming.is_set_id(text)
 
@@ -49,8 +50,9 @@ def test_keys_follow_the_layout():
     assert naming.set_key("prod", "app", "20261122T031500Z-3f9a") == "prod/app/20261122T031500Z-3f9a/"
 
 
-@pytest.mark.parametrize("compression,encrypted,name", [("zstd", False, "data.db.zst"), ("gzip", False, "data.db.gz"),
-                                                         ("none", False, "data.db"), ("zstd", True, "data.db.zst.age")])
+@pytest.mark.parametrize("compression,encrypted,name", [
+    ("zstd", False, "data.db.zst"), ("gzip", False, "data.db.gz"), ("none", False, "data.db"),
+    ("zstd", True, "data.db.zst.age")])
 def test_data_names(compression, encrypted, name):
     assert naming.data_name("db", compression, encrypted) == name
 

@@ -43,7 +43,7 @@ class FakeSource(object):
 
     @contextlib.contextmanager
     def open(self):
-        def produce():
+        def produce():  # a generator of chunks that may die midway
             for index, chunk in enumerate(self.chunks):
                 if self.fail_after is not None and index >= self.fail_after:
                     raise SourceError("source died after %d chunks" % index)
@@ -52,7 +52,7 @@ class FakeSource(object):
 
 
 def payload(n=8):
-    return [os.urandom(1024) + b"x" * 200000 for _ in range(n)]
+    return [os.urandom(1024) + b"x" * 200000 for _index in range(n)]
 
 
 def set_dirs(root, job="app"):
@@ -231,7 +231,7 @@ def test_s3_multipart_parts_in_order_then_manifest_last():
     client = FakeS3Client()
     store = S3Repository("b", prefix="prod", multipart_chunk_size=5 * 1024 * 1024, storage_class="STANDARD_IA",
                          client=client)
-    chunks = [os.urandom(1024 * 1024) for _ in range(12)]
+    chunks = [os.urandom(1024 * 1024) for _index in range(12)]
     run_backup(FakeSource(chunks), Repository([store]), "app", compression="none")
     kinds = [c[0] for c in client.calls]
     assert kinds[0] == "create" and kinds[-2:] == ["complete", "put"]
@@ -243,7 +243,7 @@ def test_s3_multipart_parts_in_order_then_manifest_last():
 def test_s3_part_failure_aborts_upload_and_writes_no_manifest():
     client = FakeS3Client(fail_part=2)
     store = S3Repository("b", multipart_chunk_size=5 * 1024 * 1024, client=client)
-    chunks = [os.urandom(1024 * 1024) for _ in range(16)]
+    chunks = [os.urandom(1024 * 1024) for _index in range(16)]
     with pytest.raises(SinkError, match="connection reset"):
         run_backup(FakeSource(chunks), Repository([store]), "app", compression="none")
     assert ("abort", "u1") in client.calls

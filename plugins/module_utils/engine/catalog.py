@@ -69,7 +69,7 @@ def list_sets(repository, job, read_manifests=True):
         for backup_set in sets.values():
             names = backup_set.complete_in()
             if names:
-                store = next(s for s in repository.stores if s.name == names[0])
+                store = [s for s in repository.stores if s.name == names[0]][0]
                 todo.append((backup_set, store))
 
         def load(item):

@@ -315,8 +315,7 @@ class MongoSource(object):
         indexes = {}
         raw_options = CodecOptions(document_class=RawBSONDocument)
         for database, entries in self._plan:
-            for chunk in tar.directory(database):
-                yield chunk
+            yield from tar.directory(database)
             for name, kind, options, info in entries:
                 namespace = "%s.%s" % (database, name)
                 collection = client[database].get_collection(name, codec_options=raw_options)
@@ -327,8 +326,7 @@ class MongoSource(object):
                     raise SourceError("cannot list the indexes of %s: %s" % (namespace, scrub(exc, self.uri)))
                 metadata = json_util.dumps(_metadata_document(name, kind, options, info, index_list),
                                            json_options=json_util.CANONICAL_JSON_OPTIONS).encode("utf-8")
-                for chunk in tar.bytes_member(member_path(database, name, ".metadata.json"), metadata):
-                    yield chunk
+                yield from tar.bytes_member(member_path(database, name, ".metadata.json"), metadata)
                 if kind == "view":
                     continue  # mongodump writes views as metadata only
                 spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, dir=self.tmp_dir)
@@ -343,14 +341,12 @@ class MongoSource(object):
                                           "written" % (namespace, redact_uri(self.uri), count, scrub(exc, self.uri)))
                     size = spool.tell()
                     spool.seek(0)
-                    for chunk in tar.member(member_path(database, name, ".bson"), size, _file_chunks(spool)):
-                        yield chunk
+                    yield from tar.member(member_path(database, name, ".bson"), size, _file_chunks(spool))
                 finally:
                     spool.close()
                 counts[namespace] = count
                 indexes[namespace] = len(index_list)
-        for chunk in tar.end():
-            yield chunk
+        yield from tar.end()
         self._verification = {"document_counts": counts, "documents": sum(counts.values()),
                               "collections": len(counts), "indexes": indexes}
 
@@ -525,8 +521,7 @@ def _restore_tar(staged, manifest, uri, databases, collections, drop, rename, ti
                  "replaces": existing[targets[ns]] is not None} for ns in selected]
         if check_mode:
             return {"collections": plan, "method": "builtin",
-                    "verification": {"sha256": "ok", "document_counts": dict((targets[ns], layout[ns]["count"])
-                                                                              for ns in selected)}}
+                    "verification": {"sha256": "ok", "document_counts": {targets[ns]: layout[ns]["count"] for ns in selected}}}
         done = []
         created = []
         try:
@@ -601,8 +596,8 @@ def _restore_collection(client, tar, entry, target, drop, uri, set_id):
     except (RestoreError, IntegrityError):
         raise
     except Exception as exc:  # pylint: disable=broad-except
-        raise RestoreError("restoring %s into %s failed: %s" % (entry["database"] + "." + entry["collection"],
-                                                                 target, scrub(exc, uri)))
+        namespace = entry["database"] + "." + entry["collection"]
+        raise RestoreError("restoring %s into %s failed: %s" % (namespace, target, scrub(exc, uri)))
 
 
 def _restore_archive(staged, manifest, uri, databases, collections, drop, rename, oplog_replay, timeout_ms, tmp_dir,
@@ -636,8 +631,7 @@ def _restore_archive(staged, manifest, uri, databases, collections, drop, rename
     plan = [{"source": ns, "target": targets[ns], "documents": recorded[ns]} for ns in selected]
     if check_mode:
         return {"collections": plan, "method": "mongorestore",
-                "verification": {"sha256": "ok", "document_counts": dict((targets[ns], recorded[ns])
-                                                                          for ns in selected)}}
+                "verification": {"sha256": "ok", "document_counts": {targets[ns]: recorded[ns] for ns in selected}}}
     config = write_tool_config(with_uri_option(uri, "serverSelectionTimeoutMS", timeout_ms), tmp_dir)
     try:
         argv = mongorestore_args(config, staged, include, rename, drop, oplog_replay, binary=binary)

@@ -6,7 +6,7 @@ import socket
 import subprocess
 from email.message import EmailMessage
 
-from urllib.request import Request, urlopen
+from urllib.request import Request, build_opener
 
 DEFAULT_MAIL_COMMAND = ["/usr/sbin/sendmail", "-t"]
 DEFAULT_ON = ["failure"]
@@ -30,14 +30,14 @@ def summary(event):
 def _post(url, body, timeout):
     request = Request(url, data=json.dumps(body).encode("utf-8"), method="POST",
                       headers={"Content-Type": "application/json", "User-Agent": "lifeboat"})
-    with urlopen(request, timeout=timeout) as response:  # nosec: URL from the root-owned job file
+    with build_opener().open(request, timeout=timeout) as response:  # nosec: URL from the root-owned job file
         response.read()
         return response.status
 
 
 def _get(url, timeout):
     request = Request(url, method="GET", headers={"User-Agent": "lifeboat"})
-    with urlopen(request, timeout=timeout) as response:  # nosec: URL from the root-owned job file
+    with build_opener().open(request, timeout=timeout) as response:  # nosec: URL from the root-owned job file
         response.read()
         return response.status
 

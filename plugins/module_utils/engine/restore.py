@@ -80,7 +80,7 @@ class VerifiedReader(object):
 def open_set(repository, job, backup_set, identity_file=None):
     """Yield a VerifiedReader over the set's raw (decoded) data, from the first repository that holds it."""
     names = backup_set.complete_in()
-    store = next(s for s in repository.stores if s.name in names)
+    store = [s for s in repository.stores if s.name in names][0]
     manifest = backup_set.manifest
     where = store.set_location(job, backup_set.set_id)
     body = store.open_data(job, backup_set.set_id, manifest["data"])

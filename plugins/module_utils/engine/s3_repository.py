@@ -233,8 +233,7 @@ class S3Repository(object):
         try:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    yield item
+                yield from page.get("Contents", [])
         except Exception as exc:  # pylint: disable=broad-except
             raise SinkError(explain(exc, self, "list"))
 
@@ -243,7 +242,7 @@ class S3Repository(object):
         groups = {}
         for item in self._list(base):
             rest = item["Key"][len(base):]
-            set_id, _, name = rest.partition("/")
+            set_id, _slash, name = rest.partition("/")
             if is_set_id(set_id) and name and "/" not in name:
                 groups.setdefault(set_id, {})[name] = item
         found = []

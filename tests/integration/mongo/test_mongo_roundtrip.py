@@ -9,7 +9,7 @@ from bson import Binary, Int64, ObjectId, json_util
 
 DUMP = "lifeboat.backup.mongo_dump"
 RESTORE = "lifeboat.backup.mongo_restore"
-DATABASES = ["lbshop", "lbother"]
+DATABASES = ("lbshop", "lbother")
 
 
 def populate(client):

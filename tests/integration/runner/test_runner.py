@@ -78,8 +78,8 @@ def test_run_writes_a_set_to_s3_and_local_with_audit_and_metrics(lifeboat, moto,
     proc = lifeboat("restore", JOB, "--backup", set_id, "--to", str(target))
     assert proc.returncode == 0, proc.stderr
     assert count_rows(target) == 200 and count_rows(db) == 200
-    assert [(e["operation"], e["status"]) for e in lifeboat.audit()] == [("run", "ok"), ("verify", "ok"),
-                                                                        ("restore", "ok")]
+    expected = [("run", "ok"), ("verify", "ok"), ("restore", "ok")]
+    assert [(e["operation"], e["status"]) for e in lifeboat.audit()] == expected
 
 
 def test_failing_job_fires_the_webhook_and_sets_status_0(lifeboat, listener, tmp_path):
@@ -166,8 +166,8 @@ def put_set(moto, s3, finished, complete=True, suffix="0001"):
 
 def test_retention_on_s3_through_the_module_removes_exactly_the_expected_sets(ansible, moto, s3, lifeboat):
     # sets at 12:00 UTC (same_day at 11:00), so no set falls on another calendar day whatever the time now
-    now = (datetime.datetime.now(UTC) - datetime.timedelta(days=1)).replace(hour=12, minute=0, second=0,
-                                                                             microsecond=0)
+    yesterday = datetime.datetime.now(UTC) - datetime.timedelta(days=1)
+    now = yesterday.replace(hour=12, minute=0, second=0, microsecond=0)
     day = datetime.timedelta(days=1)
     ago = {n: put_set(moto, s3, now - n * day, suffix="%04x" % n) for n in (1, 2, 3, 10, 40, 100, 500)}
     # two sets on the same day as ago[2] but earlier: not the newest of their day

@@ -83,5 +83,3 @@ def writer_factory(tmp_path):
     yield start
     for writer in writers:
         writer.stop()
-
-

@@ -138,7 +138,7 @@ def test_run_killed_mid_upload_leaves_no_manifest_and_next_run_succeeds(moto, bu
     db = tmp_path / "big.db"
     conn = __import__("sqlite3").connect(str(db))
     conn.execute("CREATE TABLE blobs (b BLOB)")
-    conn.executemany("INSERT INTO blobs VALUES (?)", ((os.urandom(4096),) for _ in range(15000)))  # ~60 MB
+    conn.executemany("INSERT INTO blobs VALUES (?)", ((os.urandom(4096),) for _index in range(15000)))  # ~60 MB
     conn.commit()
     conn.close()
     client = moto.client()

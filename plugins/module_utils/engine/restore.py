@@ -41,8 +41,18 @@ class VerifiedReader(object):
         self._where = where
         self.raw_bytes = 0
         self.checked = False
+        self._error = None
 
     def read(self, size=CHUNK):
+        if self._error is not None:
+            raise self._error  # the first verdict stands: later reads never replace it with a codec error
+        try:
+            return self._read(size)
+        except LifeboatError as exc:
+            self._error = exc
+            raise
+
+    def _read(self, size):
         try:
             data = self._decoded.read(size)
         except LifeboatError:

@@ -1,0 +1,170 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, lifeboat.backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: redis_restore
+short_description: Restore a Redis server from a lifeboat backup set by placing the RDB file and restarting
+version_added: 0.1.0
+description:
+  - Finds a set of I(job) (the latest, a given id, or the newest before a time), downloads it beside the server's RDB
+    file while checking its sha256 against the manifest, and checks the copy (RDB header, and C(redis-check-rdb) when
+    installed) before anything live is touched.
+  - When the server runs, the live data is saved first (C(BGSAVE)) so the copy kept aside is current, save points are
+    switched off (C(CONFIG SET save "")) so the restart cannot write the live data over the restored file, the RDB is
+    swapped in atomically (the previous one kept as C(<rdb>.lifeboat-prev-<time>)), and I(restart_command) restarts
+    the server.
+  - After the restart the key count of every database must match the manifest (keys with a TTL may have expired).
+    Otherwise, or when the server does not come back within I(start_timeout), the previous RDB is put back and the server
+    restarted on it.
+  - Fails without changing anything when the server has C(appendonly yes) (Redis would load the AOF and ignore the RDB)
+    or is a replica.
+  - Stop the applications that write to Redis first; writes after the pre-restore save are lost.
+  - In check mode the set is downloaded and verified in the system temporary directory; nothing on the server changes.
+author:
+  - lifeboat.backup contributors (@lifeboat-backup)
+options:
+  rdb_path:
+    description:
+      - The RDB file the server loads at start. Default is C(dir)/C(dbfilename) as reported by C(CONFIG GET).
+      - Required when the server is not running (then I(restart_command) starts it), or when C(CONFIG) is not allowed.
+    type: path
+  service_name:
+    description: Service restarted by the default I(restart_command).
+    type: str
+    default: redis-server
+  restart_command:
+    description:
+      - Command (an argument list, run without a shell) that restarts Redis and returns once it was started.
+      - Default is C(["systemctl", "restart", <service_name>]).
+    type: list
+    elements: str
+  start_timeout:
+    description: Seconds to wait for the pre-restore save, the restart command, and the server to answer and load its data.
+    type: int
+    default: 300
+  owner:
+    description: Owner of the restored RDB file. Default is the owner of the file it replaces, else the owner of its directory.
+    type: str
+  group:
+    description: Group of the restored RDB file. Default is the group of the file it replaces, else the group of its directory.
+    type: str
+  mode:
+    description: Mode of the restored RDB file, such as C('0640'). Default is the mode of the file it replaces, else C(0640).
+    type: raw
+  keep_previous:
+    description:
+      - Save the live data and keep the replaced RDB as C(<rdb>.lifeboat-prev-<time>).
+      - Set to false to skip the pre-restore save and discard the replaced file once the restore succeeded.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - lifeboat.backup.redis
+  - lifeboat.backup.repository
+  - lifeboat.backup.restore
+attributes:
+  check_mode:
+    support: full
+    description: Downloads and verifies the set without touching the server.
+  diff_mode:
+    support: none
+    description: Not applicable.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host of the Redis server.
+seealso:
+  - module: lifeboat.backup.redis_backup
+  - module: lifeboat.backup.backup_catalog
+"""
+
+EXAMPLES = r"""
+- name: Restore the latest set and restart the Debian service
+  lifeboat.backup.redis_restore:
+    job: cache
+    redis_password: "{{ vault_redis_password }}"
+    s3:
+      bucket: acme-backups
+      prefix: prod
+  become: true
+
+- name: Disaster recovery on a fresh host where Redis is stopped
+  lifeboat.backup.redis_restore:
+    job: cache
+    rdb_path: /var/lib/redis/dump.rdb
+    owner: redis
+    group: redis
+    service_name: redis
+    dest: /var/backups/lifeboat
+  become: true
+"""
+
+RETURN = r"""
+backup:
+  description: The set restored, in the same shape as M(lifeboat.backup.redis_backup) returns.
+  returned: success
+  type: dict
+  sample: {"id": "20261122T031500Z-3f9a0c", "job": "cache", "kind": "redis", "size": 517552}
+restored_to:
+  description: The RDB file that was replaced.
+  returned: success
+  type: str
+  sample: /var/lib/redis/dump.rdb
+previous:
+  description: Where the replaced RDB was kept, or null when there was none or I(keep_previous=false).
+  returned: success
+  type: str
+  sample: /var/lib/redis/dump.rdb.lifeboat-prev-20261122T091500Z
+restart_command:
+  description: The command that restarted Redis.
+  returned: success
+  type: list
+  elements: str
+  sample: ["systemctl", "restart", "redis-server"]
+verification:
+  description: Checks passed by the restored data.
+  returned: success
+  type: dict
+  sample: {"sha256": "ok", "rdb_version": "0010", "rdb_check": "ok", "keys": {"db0": 100000}, "keys_loaded": 100000,
+           "keys_match": true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.redis import (
+    DEFAULT_SERVICE, connection_spec, restore_from_options)
+from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
+    REQUIRED_ONE_OF, check_restore_selection, repository_from_params, restore_spec, run_module)
+
+
+def main():
+    spec = restore_spec()
+    spec.update(connection_spec())
+    spec.update(
+        rdb_path=dict(type="path"),
+        service_name=dict(type="str", default=DEFAULT_SERVICE),
+        restart_command=dict(type="list", elements="str"),
+        start_timeout=dict(type="int", default=300),
+        owner=dict(type="str"),
+        group=dict(type="str"),
+        mode=dict(type="raw"),
+        keep_previous=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
+    params = module.params
+
+    def action():
+        check_restore_selection(params)
+        result = restore_from_options(repository_from_params(params), params, check_mode=module.check_mode)
+        for warning in result.pop("warnings", []):
+            module.warn(warning)
+        return dict(changed=True, **result)
+
+    run_module(module, action)
+
+
+if __name__ == "__main__":
+    main()

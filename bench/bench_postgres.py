@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """PostgreSQL: lifeboat pg_dump_s3 (pg_dump -> zstd -> S3 multipart, row counts in the dump's snapshot) against
 the usual recipe `pg_dump -Fc | upload from stdin` (boto3 upload_fileobj), same database, same S3 (moto);
 then restore: lifeboat with jobs 2 (download, verify, stage, pg_restore -j 2) against a plain pg_restore of a
@@ -126,7 +125,7 @@ def timed(label, argv, env=None, stdin=None, pipe_to=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (default 70, about 1 GB; 5 for a check)")
     parser.add_argument("--workdir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out",
                                                           "postgres"))

@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, lifeboat.backup contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: pg_restore_s3
+short_description: Restore a PostgreSQL database from a lifeboat set, verified, into a new, existing or swapped-in database
+version_added: 0.1.0
+description:
+  - Finds a set of I(job) (the latest, a given id, or the newest before a time) and restores it with C(pg_restore).
+  - When I(database) does not exist it is created (owner the connecting user, C(template0), the dump's encoding) and
+    the set is streamed into it in one transaction; if anything fails (including the sha256 check of the stored data)
+    the new database is dropped again.
+  - An existing database is only restored into with I(clean=true) or I(safe_swap=true); otherwise the module fails.
+    With I(clean) the set is first read once to check its sha256, then restored with C(--clean --if-exists) in a
+    single transaction, so a failure leaves the database as it was.
+    With I(safe_swap) the set is restored into a side database, checked (sha256 and row counts against the manifest),
+    and only then are the names swapped with C(ALTER DATABASE ... RENAME) in one transaction; the replaced database
+    is kept as C(<database>_lbprev_<hex>) unless I(keep_previous=false).
+  - I(tables) and I(schemas) restore only those objects with what depends on them (data, indexes, constraints,
+    triggers, owned sequences); foreign keys to tables outside the selection are skipped.
+  - I(jobs) greater than 1 runs C(pg_restore --jobs), which needs a seekable file - the decoded archive is staged in
+    a 0600 file in I(tmp_dir), its sha256 checked before C(pg_restore) starts, and removed afterwards.
+  - In check mode the set is downloaded and verified and the server checked; no database is changed.
+author:
+  - lifeboat.backup contributors (@lifeboat-backup)
+options:
+  database:
+    description: The database to restore into.
+    type: str
+    required: true
+    aliases: [db]
+  clean:
+    description:
+      - Restore into an existing I(database), dropping and recreating the objects of the dump in one transaction.
+      - Objects that are not in the dump are left alone. Not with I(jobs) greater than 1 (use I(safe_swap)).
+    type: bool
+    default: false
+  safe_swap:
+    description:
+      - Restore an existing I(database) into a side database, verify it, then swap names. Needs no other sessions on
+        I(database) at swap time (see I(terminate_connections)) and room for two copies.
+      - Not with I(tables) or I(schemas).
+    type: bool
+    default: false
+  tables:
+    description: Restore only these tables (C(name) or C(schema.name)) with their indexes, constraints and triggers.
+    type: list
+    elements: str
+    default: []
+  schemas:
+    description: Restore only the objects of these schemas.
+    type: list
+    elements: str
+    default: []
+  jobs:
+    description: Parallel C(pg_restore) jobs. Above 1 the decoded archive is staged in I(tmp_dir).
+    type: int
+    default: 1
+  tmp_dir:
+    description: Directory for the staged archive (I(jobs) above 1) and the restore list. Default is the system temporary directory.
+    type: path
+  keep_previous:
+    description: With I(safe_swap), keep the replaced database as C(<database>_lbprev_<hex>). False drops it after a successful swap.
+    type: bool
+    default: true
+  terminate_connections:
+    description: With I(safe_swap), end other sessions on I(database) right before the swap instead of failing.
+    type: bool
+    default: false
+  no_owner:
+    description: Do not restore ownership and grants (C(pg_restore --no-owner --no-acl)); objects belong to the login user.
+    type: bool
+    default: false
+  restore_globals:
+    description:
+      - Apply the set's globals (roles, tablespaces) before the restore. Only for sets made with C(globals=true).
+        Roles that already exist are kept (their attributes are updated). Needs a superuser.
+    type: bool
+    default: false
+  verify:
+    description: Compare the restored row counts with the manifest's. A mismatch fails the restore (with I(clean) it is reported).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - lifeboat.backup.repository
+  - lifeboat.backup.restore
+  - lifeboat.backup.postgres
+attributes:
+  check_mode:
+    support: full
+    description: Verifies the set and the connection; changes no database.
+  diff_mode:
+    support: none
+    description: Not applicable.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on a host with the PostgreSQL client programs and network access to the server.
+seealso:
+  - module: lifeboat.backup.pg_dump_s3
+  - module: lifeboat.backup.backup_catalog
+"""
+
+EXAMPLES = r"""
+- name: Rebuild a lost database from the latest set (it is created)
+  lifeboat.backup.pg_restore_s3:
+    job: app-pg
+    database: app
+    jobs: 4
+    s3:
+      bucket: acme-backups
+      prefix: prod
+
+- name: Roll the live database back to last night, swapping it in only once verified
+  lifeboat.backup.pg_restore_s3:
+    job: app-pg
+    database: app
+    before: "2026-11-22T02:00:00Z"
+    safe_swap: true
+    terminate_connections: true
+    dest: /var/backups/lifeboat
+
+- name: Bring back two tables into a scratch database
+  lifeboat.backup.pg_restore_s3:
+    job: app-pg
+    database: app_scratch
+    tables: [public.orders, public.order_lines]
+    dest: /var/backups/lifeboat
+"""
+
+RETURN = r"""
+backup:
+  description: The set restored, in the same shape as M(lifeboat.backup.pg_dump_s3) returns.
+  returned: success
+  type: dict
+  sample: {"id": "20261122T031500Z-3f9a0c", "job": "app-pg", "kind": "postgres", "size": 1048576}
+restored_to:
+  description: The database restored.
+  returned: success
+  type: str
+  sample: app
+mode:
+  description: How it was restored, C(create) (new database), C(clean) (existing database) or C(safe_swap).
+  returned: success
+  type: str
+  sample: create
+previous:
+  description: With I(safe_swap), the name the replaced database was kept under, or null.
+  returned: success
+  type: str
+  sample: app_lbprev_1a2b3c
+tables:
+  description: With I(tables) or I(schemas), the tables restored (C(schema.table)).
+  returned: when tables or schemas are set
+  type: list
+  elements: str
+  sample: ["public.orders"]
+server_version:
+  description: Version of the server restored into.
+  returned: success
+  type: str
+  sample: "15.18"
+pg_restore_version:
+  description: C(pg_restore --version) of the host that ran the restore.
+  returned: success
+  type: str
+  sample: pg_restore (PostgreSQL) 15.18
+globals:
+  description: With I(restore_globals), what was applied.
+  returned: when restore_globals is true
+  type: dict
+  sample: {"applied": true, "bytes": 812}
+verification:
+  description: Checks passed (sha256 of the stored data, row counts compared with the manifest).
+  returned: success
+  type: dict
+  sample: {"sha256": "ok", "row_counts_checked": true, "row_counts": {"public.orders": 120000}, "mismatches": {}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.postgres import restore_from_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.postgres_options import (
+    CONNECTION_MUTUALLY_EXCLUSIVE, connection_spec, restore_spec as pg_restore_spec)
+from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
+    REQUIRED_ONE_OF, check_restore_selection, repository_from_params, restore_spec, run_module)
+
+
+def main():
+    spec = restore_spec()
+    spec.update(connection_spec())
+    spec.update(pg_restore_spec())
+    module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF,
+                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
+                           supports_check_mode=True)
+    params = module.params
+
+    def action():
+        check_restore_selection(params)
+        result = restore_from_options(repository_from_params(params), params, check_mode=module.check_mode)
+        mismatches = (result.get("verification") or {}).get("mismatches")
+        if mismatches:
+            module.warn("restored row counts differ from the manifest for %s (the database was in use, or the "
+                        "restore is incomplete)" % ", ".join(sorted(mismatches)))
+        return dict(changed=True, **result)
+
+    run_module(module, action)
+
+
+if __name__ == "__main__":
+    main()

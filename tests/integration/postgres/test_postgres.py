@@ -1,0 +1,337 @@
+"""pg_dump_s3 / pg_restore_s3 against a real PostgreSQL 15, through ansible-playbook for the main flows."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from engine.backup import run_backup
+from engine.errors import LifeboatError
+from engine.postgres import Connection, PostgresSource, restore_from_options
+from engine.repository import Repository
+
+from pgserver import PASSWORD, PG_BIN, USER
+
+DUMP = "lifeboat.backup.pg_dump_s3"
+RESTORE = "lifeboat.backup.pg_restore_s3"
+
+
+@pytest.fixture(scope="module")
+def bench_set(postgres, tmp_path_factory):
+    """One set of the pgbench database in a local repository (made through the engine, to save time)."""
+    dest = str(tmp_path_factory.mktemp("pgrepo"))
+    connection = Connection(**postgres.login())
+    backup = run_backup(PostgresSource(connection, "bench"), Repository.from_options(dest=dest), "bench")
+    return {"dest": dest, "backup": backup, "fingerprint": postgres.fingerprint("bench")}
+
+
+def engine_restore(dest, **options):
+    """Engine-level restore (for the extra cases); returns the result, or {'failed': True, 'msg': ...}."""
+    try:
+        return restore_from_options(Repository.from_options(dest=dest), options)
+    except LifeboatError as exc:
+        return {"failed": True, "msg": exc.msg}
+
+
+def repo_copy(bench_set, tmp_path):
+    dest = str(tmp_path / "repo")
+    shutil.copytree(bench_set["dest"], dest)
+    set_dir = os.path.join(dest, "bench", bench_set["backup"]["id"])
+    return dest, set_dir
+
+
+class CmdlineWatcher(threading.Thread):
+    """Polls /proc/*/cmdline while a run is going on: records whether the secret ever shows up and which
+    PostgreSQL tools were seen."""
+
+    def __init__(self, secret):
+        super(CmdlineWatcher, self).__init__(daemon=True)
+        self.secret = secret.encode()
+        self.leaks = []
+        self.seen = set()
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            for path in glob.glob("/proc/[0-9]*/cmdline"):
+                try:
+                    with open(path, "rb") as handle:
+                        cmdline = handle.read()
+                except OSError:
+                    continue
+                if self.secret in cmdline:
+                    self.leaks.append(cmdline.replace(b"\0", b" ").decode("utf-8", "replace"))
+                argv0 = os.path.basename(cmdline.split(b"\0")[0]).decode("utf-8", "replace")
+                if argv0 in ("pg_dump", "psql", "pg_restore", "pg_dumpall"):
+                    self.seen.add(argv0)
+
+
+def test_dump_drop_restore_with_password_never_in_argv(ansible, postgres, s3, tmp_path):
+    postgres.copy("bench", "rt")
+    before = postgres.fingerprint("rt")
+    dest = str(tmp_path / "repo")
+    watcher = CmdlineWatcher(PASSWORD)
+    watcher.start()
+    try:
+        out = ansible.module(DUMP, dict(postgres.login(), job="rt", database="rt", s3=s3, dest=dest))
+    finally:
+        watcher.stop.set()
+        watcher.join()
+    assert not out.get("failed"), out
+    assert watcher.leaks == [], watcher.leaks
+    assert {"pg_dump", "psql"} <= watcher.seen, watcher.seen  # the poll really watched the run
+    manifest = out["backup"]["manifest"]
+    assert manifest["data"] == "data.pgdump.zst"
+    assert manifest["tools"]["pg_dump"].startswith("pg_dump (PostgreSQL) 15")
+    assert manifest["tools"]["postgresql_server"].startswith("15")
+    assert manifest["verification"]["row_counts"] == {"public.pgbench_accounts": 200000, "public.pgbench_branches": 2,
+                                                      "public.pgbench_history": 500, "public.pgbench_tellers": 20}
+    assert manifest["source"]["encoding"] == "UTF8"
+    assert set(out["backup"]["location"]) == {"local", "s3"}
+    # the password is nowhere in what was stored or returned
+    stored = b"".join(open(p, "rb").read() for p in glob.glob(os.path.join(dest, "rt", "*", "*")))
+    assert PASSWORD.encode() not in stored
+    assert PASSWORD not in json.dumps(out)
+
+    postgres.drop("rt")
+    out = ansible.module(RESTORE, dict(postgres.login(), job="rt", database="rt", s3=s3))  # from S3 only
+    assert not out.get("failed"), out
+    assert out["mode"] == "create"
+    assert out["verification"]["row_counts_checked"] and out["verification"]["mismatches"] == {}
+    assert postgres.fingerprint("rt") == before
+    assert postgres.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'rt'") == USER
+    postgres.drop("rt")
+
+
+def test_check_mode_writes_nothing(ansible, postgres, bench_set, s3, tmp_path):
+    dest = str(tmp_path / "repo")
+    out = ansible.module(DUMP, dict(postgres.login(), job="chk", database="bench", dest=dest, s3=s3), check=True)
+    assert not out.get("failed"), out
+    assert out["plan"]["data"] == "data.pgdump.zst"
+    assert not os.path.exists(dest)
+    assert postgres_objects(s3) == []
+    out = ansible.module(RESTORE, dict(postgres.login(), job="bench", database="chk_new", dest=bench_set["dest"]),
+                         check=True)
+    assert not out.get("failed"), out
+    assert out["mode"] == "create" and out["verification"] == {"sha256": "ok"}
+    assert not postgres.exists("chk_new")
+
+
+def postgres_objects(s3):
+    import boto3
+    client = boto3.client("s3", endpoint_url=s3["endpoint_url"], region_name=s3["region"],
+                          aws_access_key_id=s3["access_key"], aws_secret_access_key=s3["secret_key"])
+    return [o["Key"] for o in client.list_objects_v2(Bucket=s3["bucket"]).get("Contents", [])]
+
+
+def test_parallel_restore(ansible, postgres, bench_set, tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = ansible.module(RESTORE, dict(postgres.login(), job="bench", database="par", dest=bench_set["dest"], jobs=2,
+                                       tmp_dir=str(scratch)))
+    assert not out.get("failed"), out
+    assert postgres.fingerprint("par") == bench_set["fingerprint"]
+    assert list(scratch.iterdir()) == []  # the staged archive is gone
+    postgres.drop("par")
+
+
+def test_selected_tables(ansible, postgres, bench_set):
+    out = ansible.module(RESTORE, dict(postgres.login(), job="bench", database="sel", dest=bench_set["dest"],
+                                       tables=["pgbench_branches", "public.pgbench_tellers"]))
+    assert not out.get("failed"), out
+    assert out["tables"] == ["public.pgbench_branches", "public.pgbench_tellers"]
+    tables = postgres.sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = "
+                          "'public'", "sel")
+    assert tables == "pgbench_branches,pgbench_tellers"
+    assert postgres.sql("SELECT count(*) || ':' || sum(bbalance) FROM pgbench_branches", "sel") == "2:3000"
+    assert postgres.sql("SELECT count(*) FROM pgbench_tellers", "sel") == "20"
+    indexes = postgres.sql("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE "
+                           "schemaname = 'public'", "sel")
+    assert indexes == "pgbench_branches_pkey,pgbench_tellers_pkey"
+    postgres.drop("sel")
+
+
+def test_existing_database_needs_clean(ansible, postgres, bench_set):
+    postgres.copy("bench", "live1")
+    postgres.sql("UPDATE pgbench_branches SET bbalance = -1; DELETE FROM pgbench_history", "live1")
+    changed = postgres.fingerprint("live1")
+    args = dict(postgres.login(), job="bench", database="live1", dest=bench_set["dest"])
+    out = ansible.module(RESTORE, args)
+    assert out.get("failed")
+    assert "already exists" in out["msg"] and "clean: true" in out["msg"] and "safe_swap" in out["msg"]
+    assert postgres.fingerprint("live1") == changed
+    out = ansible.module(RESTORE, dict(args, clean=True))
+    assert not out.get("failed"), out
+    assert out["mode"] == "clean"
+    assert postgres.fingerprint("live1") == bench_set["fingerprint"]
+    postgres.drop("live1")
+
+
+def test_safe_swap_replaces_only_after_verification(ansible, postgres, bench_set):
+    postgres.copy("bench", "live2")
+    postgres.sql("UPDATE pgbench_branches SET bbalance = -1", "live2")
+    out = ansible.module(RESTORE, dict(postgres.login(), job="bench", database="live2", dest=bench_set["dest"],
+                                       safe_swap=True, jobs=2))
+    assert not out.get("failed"), out
+    assert out["mode"] == "safe_swap"
+    assert postgres.fingerprint("live2") == bench_set["fingerprint"]
+    previous = out["previous"]
+    assert previous.startswith("live2_lbprev_")
+    assert postgres.sql("SELECT sum(bbalance) FROM pgbench_branches", previous) == "-2"
+    postgres.drop("live2")
+    postgres.drop(previous)
+
+
+def test_safe_swap_forced_failures_leave_live_intact(ansible, postgres, bench_set, tmp_path):
+    postgres.copy("bench", "live3")
+    postgres.sql("UPDATE pgbench_branches SET bbalance = -1", "live3")
+    changed = postgres.fingerprint("live3")
+    before = postgres.databases()
+    # 1. a session holds the live database open: the swap cannot rename it
+    holder = subprocess.Popen([os.path.join(PG_BIN, "psql"), "-X", "-q", "-d", "live3"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, env=postgres.admin_env())
+    try:
+        holder.stdin.write(b"SELECT 1;\n")
+        holder.stdin.flush()
+        time.sleep(0.3)
+        out = ansible.module(RESTORE, dict(postgres.login(), job="bench", database="live3", dest=bench_set["dest"],
+                                           safe_swap=True))
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    assert out.get("failed")
+    assert "other session" in out["msg"] and "terminate_connections" in out["msg"], out["msg"]
+    assert postgres.fingerprint("live3") == changed
+    assert postgres.databases() == before  # the side copy was dropped
+    # 2. the restored copy does not match the manifest's row counts
+    dest, set_dir = repo_copy(bench_set, tmp_path)
+    manifest_path = os.path.join(set_dir, "manifest.json")
+    with open(manifest_path) as handle:
+        manifest = json.load(handle)
+    manifest["verification"]["row_counts"]["public.pgbench_accounts"] += 1
+    with open(manifest_path, "w") as handle:
+        json.dump(manifest, handle)
+    out = engine_restore(dest, job="bench", database="live3", safe_swap=True, **postgres.login())
+    assert out.get("failed")
+    assert "row counts" in out["msg"] and "not touched" in out["msg"], out["msg"]
+    assert postgres.fingerprint("live3") == changed
+    assert postgres.databases() == before
+    postgres.drop("live3")
+
+
+def test_corrupted_set(ansible, postgres, bench_set, tmp_path):
+    dest, set_dir = repo_copy(bench_set, tmp_path)
+    data = os.path.join(set_dir, bench_set["backup"]["manifest"]["data"])
+    with open(data, "r+b") as handle:
+        handle.seek(os.path.getsize(data) // 2)
+        chunk = handle.read(16)
+        handle.seek(-len(chunk), os.SEEK_CUR)
+        handle.write(bytes(b ^ 0xFF for b in chunk))
+    before = postgres.databases()
+    out = ansible.module(RESTORE, dict(postgres.login(), job="bench", database="corrupt", dest=dest))
+    assert out.get("failed")
+    assert "sha256 mismatch" in out["msg"], out["msg"]
+    assert postgres.databases() == before  # the new database was dropped again
+    # into an existing database with clean: nothing is touched
+    postgres.copy("bench", "live4")
+    postgres.sql("UPDATE pgbench_branches SET bbalance = -1", "live4")
+    changed = postgres.fingerprint("live4")
+    out = engine_restore(dest, job="bench", database="live4", clean=True, **postgres.login())
+    assert out.get("failed") and "sha256 mismatch" in out["msg"], out
+    assert postgres.fingerprint("live4") == changed
+    postgres.drop("live4")
+
+
+def test_wrong_password(ansible, postgres, tmp_path):
+    dest = str(tmp_path / "repo")
+    out = ansible.module(DUMP, dict(postgres.login(login_password="wrong"), job="x", database="bench", dest=dest))
+    assert out.get("failed")
+    assert "rejected the password" in out["msg"] and USER in out["msg"], out["msg"]
+    assert "wrong" not in out["msg"]
+    assert not os.path.exists(os.path.join(dest, "x"))
+
+
+def test_server_down(ansible, postgres, bench_set, tmp_path):
+    from support.ports import free_port
+    login = postgres.login(login_port=free_port())
+    out = ansible.module(DUMP, dict(login, job="x", database="bench", dest=str(tmp_path / "repo")))
+    assert out.get("failed")
+    assert "cannot reach PostgreSQL at 127.0.0.1 port" in out["msg"], out["msg"]
+    assert "Traceback" not in out["msg"]
+    out = engine_restore(bench_set["dest"], job="bench", database="x", **login)
+    assert out.get("failed") and "cannot reach PostgreSQL" in out["msg"], out["msg"]
+
+
+def test_missing_database_and_missing_set(ansible, postgres, tmp_path):
+    dest = str(tmp_path / "repo")
+    out = ansible.module(DUMP, dict(postgres.login(), job="x", database="no_such_db", dest=dest))
+    assert out.get("failed")
+    assert "database no_such_db does not exist" in out["msg"], out["msg"]
+    assert not os.path.exists(os.path.join(dest, "x"))
+    out = engine_restore(dest, job="x", database="y", **postgres.login())
+    assert out.get("failed") and "no complete backup set for job x" in out["msg"], out["msg"]
+    assert not postgres.exists("y")
+
+
+def test_pg_dump_failing_midway_leaves_nothing_complete(postgres, s3, tmp_path):
+    """pg_dump writes part of an archive then exits 1: no manifest anywhere, no object in S3."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("psql", "pg_dumpall", "pg_restore"):
+        os.symlink(os.path.join(PG_BIN, tool), str(bin_dir / tool))
+    fake = bin_dir / "pg_dump"
+    fake.write_text("#!/bin/sh\nif [ \"$1\" = --version ]; then exec %s/pg_dump --version; fi\n"
+                    "%s/pg_dump \"$@\" | head -c 300000\nexit 1\n" % (PG_BIN, PG_BIN))
+    fake.chmod(0o755)
+    dest = str(tmp_path / "repo")
+    connection = Connection(pg_bin_dir=str(bin_dir), **postgres.login())
+    with pytest.raises(Exception) as info:
+        run_backup(PostgresSource(connection, "bench"), Repository.from_options(dest=dest, s3=s3), "half")
+    assert "pg_dump" in str(info.value) and "status 1" in str(info.value)
+    assert glob.glob(os.path.join(dest, "**", "manifest.json"), recursive=True) == []
+    assert glob.glob(os.path.join(dest, "half", "*", "*")) == []
+    assert postgres_objects(s3) == []
+
+
+def test_globals_bundle(ansible, postgres, tmp_path):
+    """Superuser over the local socket: roles travel in the same data object and come back."""
+    postgres.sql("CREATE ROLE lb_reader LOGIN PASSWORD 'reader-pw'; GRANT SELECT ON pgbench_branches TO lb_reader",
+                 "bench")
+    dest = str(tmp_path / "repo")
+    admin = dict(login_unix_socket=postgres.socket_dir, login_port=postgres.port, login_user="postgres")
+    out = ansible.module(DUMP, dict(admin, job="glob", database="bench", dest=dest, globals=True))
+    assert not out.get("failed"), out
+    manifest = out["backup"]["manifest"]
+    assert manifest["data"] == "data.pgbundle.zst" and manifest["source"]["globals_bytes"] > 0
+    assert "reader-pw" not in json.dumps(manifest) and "SCRAM" not in json.dumps(manifest)
+    postgres.sql("REVOKE ALL ON pgbench_branches FROM lb_reader", "bench")
+    postgres.sql("DROP ROLE lb_reader")
+    out = ansible.module(RESTORE, dict(admin, job="glob", database="glob_new", dest=dest, restore_globals=True))
+    assert not out.get("failed"), out
+    assert out["globals"]["applied"]
+    assert postgres.sql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'lb_reader'") == "t"
+    assert postgres.sql("SELECT has_table_privilege('lb_reader', 'pgbench_branches', 'SELECT')", "glob_new") == "t"
+    postgres.drop("glob_new")
+    postgres.sql("REVOKE ALL ON pgbench_branches FROM lb_reader", "bench")
+    postgres.sql("DROP ROLE lb_reader")
+
+
+def test_inspect_set_for_backup_verify(bench_set, tmp_path):
+    from engine.catalog import locate
+    from engine.postgres import inspect_set
+    repository = Repository.from_options(dest=bench_set["dest"])
+    report = inspect_set(repository, "bench", locate(repository, "bench"))
+    assert report == {"archive": "ok", "toc_entries": report["toc_entries"], "tables": 4, "globals_bytes": None}
+    dest, set_dir = repo_copy(bench_set, tmp_path)
+    data = os.path.join(set_dir, bench_set["backup"]["manifest"]["data"])
+    with open(data, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x00" * 8)
+    repository = Repository.from_options(dest=dest)
+    with pytest.raises(LifeboatError, match="sha256 mismatch"):
+        inspect_set(repository, "bench", locate(repository, "bench"))

@@ -1,0 +1,193 @@
+"""Argument lists, connection strings, TOC selection and framing of the PostgreSQL kind (no server needed)."""
+
+import io
+
+import pytest
+
+from engine.errors import ConfigError, IntegrityError
+from engine.postgres import (ArchiveReader, Connection, bundle_header, create_database_sql, explain, list_file_text,
+                             parse_toc, select_entries, side_name, split_table, source_from_options, tool_major)
+
+SECRET = "pa ss'w\\rd"
+
+
+def conn(**options):
+    return Connection(environ={"PATH": "/usr/bin"}, **options)
+
+
+def test_unset_options_are_not_passed_so_libpq_env_applies():
+    connection = conn()
+    assert connection.conninfo("app") == "dbname='app'"
+    assert connection.conninfo() == ""
+    env = connection.env()
+    assert "PGPASSWORD" not in env and "PGHOST" not in env
+    assert env["PGCONNECT_TIMEOUT"] == "10"
+    inherited = Connection(environ={"PGHOST": "db1", "PGPASSWORD": "from-env", "PGCONNECT_TIMEOUT": "3"})
+    assert inherited.env()["PGPASSWORD"] == "from-env" and inherited.env()["PGCONNECT_TIMEOUT"] == "3"
+    assert inherited.target() == "db1 port 5432"
+
+
+def test_options_become_a_quoted_conninfo_and_the_password_only_env():
+    connection = conn(login_host="db.internal", login_port=6543, login_user="o'brien", login_password=SECRET,
+                      ssl_mode="verify-full", ca_cert="/etc/ca.pem", ssl_cert="/c.pem", ssl_key="/k.pem",
+                      connect_params={"application_name": "lifeboat", "connect_timeout": 5})
+    info = connection.conninfo("my db")
+    assert info.startswith("dbname='my db' ")
+    assert "host='db.internal'" in info and "port='6543'" in info and "user='o\\'brien'" in info
+    assert "sslmode='verify-full'" in info and "sslrootcert='/etc/ca.pem'" in info
+    assert "sslcert='/c.pem'" in info and "sslkey='/k.pem'" in info and "application_name='lifeboat'" in info
+    env = connection.env()
+    assert env["PGPASSWORD"] == SECRET
+    assert "PGCONNECT_TIMEOUT" not in env  # connect_timeout given as a parameter
+    for argv in (connection.dump_argv("app", "00000003-1B-1"), connection.globals_argv(),
+                 connection.restore_argv("app", jobs=4, clean=True, list_file="/tmp/l", input_file="/tmp/f"),
+                 connection.psql_argv("app", "-c", "select 1"), connection.list_argv()):
+        assert not any(SECRET in arg or "password" in arg.lower() and "--no-password" != arg for arg in argv), argv
+
+
+def test_unix_socket_is_the_host_and_excludes_login_host():
+    assert "host='/var/run/postgresql'" in conn(login_unix_socket="/var/run/postgresql").conninfo("x")
+    with pytest.raises(ConfigError):
+        conn(login_host="a", login_unix_socket="/s")
+    with pytest.raises(ConfigError, match="login_password"):
+        conn(connect_params={"password": "x"})
+    with pytest.raises(ConfigError, match="ssl_mode"):
+        conn(ssl_mode="sometimes")
+
+
+def test_dump_and_globals_argv():
+    connection = conn(login_host="h", pg_bin_dir="/usr/lib/postgresql/16/bin", maintenance_db="admin")
+    assert connection.dump_argv("app", "snap-1") == [
+        "/usr/lib/postgresql/16/bin/pg_dump", "--format=custom", "--compress=0", "--no-password", "--dbname=dbname='app' host='h'",
+        "--snapshot=snap-1"]
+    assert connection.globals_argv() == [
+        "/usr/lib/postgresql/16/bin/pg_dumpall", "--globals-only", "--no-password", "--dbname=host='h'",
+        "--database=admin"]
+    assert connection.globals_argv(role_passwords=False)[-1] == "--no-role-passwords"
+
+
+def test_restore_argv():
+    connection = conn()
+    assert connection.restore_argv("app") == ["pg_restore", "--exit-on-error", "--no-password", "--dbname=dbname='app'",
+                                              "--single-transaction"]
+    argv = connection.restore_argv("app", jobs=2, input_file="/tmp/x.pgdump", no_owner=True, list_file="/tmp/l")
+    assert argv == ["pg_restore", "--exit-on-error", "--no-password", "--dbname=dbname='app'", "--jobs=2",
+                    "--no-owner", "--no-acl", "--use-list=/tmp/l", "/tmp/x.pgdump"]
+    assert "--single-transaction" not in argv  # incompatible with --jobs
+    clean = connection.restore_argv("app", clean=True)
+    assert clean[-2:] == ["--clean", "--if-exists"] and "--single-transaction" in clean
+    assert connection.psql_argv("db", "-c", "x") == ["psql", "-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+                                                     "dbname='db'", "-c", "x"]
+
+
+def test_source_from_options_uses_module_names():
+    source = source_from_options({"database": "app", "login_host": "h", "login_port": 5433, "login_password": SECRET,
+                                  "globals": True, "verify": False})
+    assert source.extension == "pgbundle" and source.include_globals and not source.verify
+    described = source.describe()
+    assert described == {"database": "app", "host": "h", "port": 5433, "user": None, "format": "bundle"}
+    assert SECRET not in repr(described)
+    assert source_from_options({"database": "app"}).extension == "pgdump"
+
+
+def test_error_messages():
+    target, user = "127.0.0.1 port 5999", "bob"
+    msg = explain('psql: error: connection to server at "127.0.0.1", port 5999 failed: FATAL:  password '
+                  'authentication failed for user "bob"', target, user, "app", "connect").msg
+    assert "rejected the password" in msg and "bob" in msg
+    msg = explain('psql: error: connection to server at "127.0.0.1", port 5999 failed: Connection refused\n\tIs the '
+                  'server running on that host and accepting TCP/IP connections?', target, user, "app", "connect").msg
+    assert msg.startswith("cannot reach PostgreSQL at 127.0.0.1 port 5999")
+    msg = explain('FATAL:  database "nope" does not exist', target, user, "nope", "connect").msg
+    assert msg.startswith("database nope does not exist")
+    assert "login_password" in explain("fe_sendauth: no password supplied", target, user, "a", "connect").msg
+
+
+def test_tool_major_and_names():
+    assert tool_major("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)") == 15
+    assert tool_major("pg_dump (PostgreSQL) 9.6.24") == 9
+    name = side_name("x" * 80, "prev")
+    assert len(name.encode()) <= 63 and "_lbprev_" in name
+    assert create_database_sql('we"ird', "UTF8") == 'CREATE DATABASE "we""ird" TEMPLATE template0 ENCODING \'UTF8\''
+    assert create_database_sql("a", "LATIN1", locale_c=True).endswith("LOCALE 'C'")
+    assert split_table("public.orders") == ("public", "orders")
+    assert split_table('"My Schema"."a.b"') == ("My Schema", "a.b")
+    assert split_table("orders") == (None, "orders")
+
+
+TOC = """;
+; Archive created at 2026-11-23 06:46:59 UTC
+;
+3378; 1262 5 DATABASE - app app
+6; 2615 16430 SCHEMA - s2 app
+217; 1259 16390 TABLE public accounts app
+218; 1259 16393 TABLE public branches app
+220; 1259 16432 TABLE s2 t app
+;\tdepends on: 6
+219; 1259 16431 SEQUENCE s2 t_id_seq app
+;\tdepends on: 220 6
+3380; 0 0 SEQUENCE OWNED BY s2 t_id_seq app
+;\tdepends on: 219
+3214; 2604 16435 DEFAULT s2 t id app
+;\tdepends on: 220 219 220
+3369; 0 16390 TABLE DATA public accounts app
+;\tdepends on: 217
+3370; 0 16393 TABLE DATA public branches app
+;\tdepends on: 218
+3372; 0 16432 TABLE DATA s2 t app
+;\tdepends on: 220
+3219; 2606 16405 CONSTRAINT public accounts accounts_pkey app
+;\tdepends on: 217
+3221; 2606 16401 CONSTRAINT public branches branches_pkey app
+;\tdepends on: 218
+3217; 1259 16429 INDEX public ix_abal app
+;\tdepends on: 217
+3224; 2606 16438 FK CONSTRAINT s2 t t_v_fkey app
+;\tdepends on: 220 218 3221
+"""
+
+
+def test_toc_selection_takes_dependents_and_skips_dangling_foreign_keys():
+    entries = parse_toc(TOC)
+    assert [(e.dump_id, e.desc, e.schema, e.tag) for e in entries[:3]] == [
+        (3378, "DATABASE", "-", "app"), (6, "SCHEMA", "-", "s2"), (217, "TABLE", "public", "accounts")]
+    ids, tables = select_entries(entries, tables=["accounts"])
+    assert ids == [217, 3369, 3219, 3217] and tables == ["public.accounts"]
+    ids, tables = select_entries(entries, tables=["s2.t"])
+    assert ids == [6, 220, 219, 3380, 3214, 3372]  # schema (new database), sequence, default; no FK to branches
+    ids = select_entries(entries, tables=["s2.t"], include_parents=False)[0]
+    assert 6 not in ids
+    ids, tables = select_entries(entries, tables=["t", "branches"])
+    assert 3224 in ids and tables == ["public.branches", "s2.t"]
+    ids, tables = select_entries(entries, schemas=["s2"])
+    assert tables == ["s2.t"] and 3224 not in ids
+    assert list_file_text(entries, [217, 3369]) == "217; 1259 16390 TABLE public accounts app\n" \
+                                                   "3369; 0 16390 TABLE DATA public accounts app\n"
+    with pytest.raises(ConfigError, match="not in this backup: nope, s9.x"):
+        select_entries(entries, tables=["nope", "s9.x"])
+
+
+def test_bundle_framing():
+    archive = b"PGDMP" + b"\x01" * 5000
+    plain = ArchiveReader(io.BytesIO(archive))
+    assert plain.globals_sql is None and plain.read(1 << 20) + plain.read(1 << 20) == archive
+    globals_sql = b"CREATE ROLE app;\n"
+    bundle = ArchiveReader(io.BytesIO(bundle_header(globals_sql) + globals_sql + archive))
+    assert bundle.globals_sql == globals_sql
+    assert b"".join(iter(lambda: bundle.read(100), b"")) == archive
+    with pytest.raises(IntegrityError, match="not a pg_dump custom archive"):
+        ArchiveReader(io.BytesIO(b"garbage" * 10))
+    with pytest.raises(IntegrityError, match="truncated"):
+        ArchiveReader(io.BytesIO(bundle_header(globals_sql) + globals_sql[:5]))
+
+
+def test_restore_option_combinations_are_refused_before_any_work():
+    from engine.postgres import PostgresRestore
+    with pytest.raises(ConfigError, match="not both"):
+        PostgresRestore(None, conn(), "j", "db", clean=True, safe_swap=True)
+    with pytest.raises(ConfigError, match="safe_swap replaces the whole database"):
+        PostgresRestore(None, conn(), "j", "db", safe_swap=True, tables=["t"])
+    with pytest.raises(ConfigError, match="jobs must be 1 or more"):
+        PostgresRestore(None, conn(), "j", "db", jobs=0)
+    with pytest.raises(ConfigError, match="database is required"):
+        PostgresRestore(None, conn(), "j", "")

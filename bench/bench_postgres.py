@@ -199,8 +199,8 @@ def main():
               platform.platform(terse=True), os.cpu_count(), platform.python_version()))
     print(table(rows, ["run", "seconds", "peak RSS MiB (process tree)"]))
     print()
-    print("- stored: lifeboat %.1f MB (raw archive %.1f MB), recipe %.1f MB" % (stored / 1e6, raw / 1e6,
-                                                                                 recipe_size / 1e6))
+    print("- stored: lifeboat %.1f MB (raw archive %.1f MB), recipe %.1f MB"
+          % (stored / 1e6, raw / 1e6, recipe_size / 1e6))
     print("- dump: lifeboat / recipe = **%.2fx**" % (lifeboat.seconds / recipe.seconds))
     plain, plain_j2, lb_j2, lb_j1 = restores
     print("- restore: lifeboat jobs 2 / plain pg_restore = **%.2fx**; lifeboat jobs 2 / plain pg_restore -j 2 = "

@@ -13,9 +13,9 @@ from engine.errors import ConfigError
 
 def options(**extra):
     base = {
-        "dbs": [{"path": "/srv/app.db", "replica": {"bucket": "b", "path": "/app/", "endpoint": "http://127.0.0.1:9000",
-                                                     "region": "us-east-1", "force_path_style": True,
-                                                     "sync_interval": "1s"}}],
+        "dbs": [{"path": "/srv/app.db", "replica": {
+            "bucket": "b", "path": "/app/", "endpoint": "http://127.0.0.1:9000", "region": "us-east-1",
+            "force_path_style": True, "sync_interval": "1s"}}],
         "snapshot_interval": "1h",
         "retention": "168h",
     }
@@ -59,6 +59,12 @@ def test_quoting_survives_odd_strings():
 
 def test_file_replica():
     doc = litestream.build_config({"dbs": [{"path": "/a.db", "replica": {"type": "file", "path": "/backups/a"}}]})
+    assert doc["dbs"][0]["replica"] == {"type": "file", "path": "/backups/a"}
+    # as the module passes it: every suboption present, unset ones None, skip_verify defaulting to False
+    replica = dict.fromkeys(("url", "bucket", "endpoint", "region", "force_path_style", "sync_interval",
+                             "sse_kms_key_id", "part_size", "concurrency"))
+    replica.update(type="file", path="/backups/a", skip_verify=False)
+    doc = litestream.build_config({"dbs": [{"path": "/a.db", "replica": replica}]})
     assert doc["dbs"][0]["replica"] == {"type": "file", "path": "/backups/a"}
 
 

@@ -1,10 +1,13 @@
 """Verifying a stored set without touching live data: download, sha256 against the manifest, decrypt,
-decompress, and for SQLite a test restore into a scratch file (integrity_check, row counts)."""
+decompress, and per kind: SQLite a test restore into a scratch file (integrity_check, row counts),
+PostgreSQL the archive's table of contents read by pg_restore (no server needed)."""
 
 import contextlib
 import os
+import shutil
 import tempfile
 
+from . import postgres as postgres_kind
 from . import sqlite as sqlite_kind
 from .catalog import locate
 from .errors import IntegrityError, LifeboatError
@@ -70,6 +73,8 @@ def verify_set(repository, job, backup="latest", before=None, identity_file=None
             if manifest["kind"] == "sqlite" and index == 0:
                 report.update(_sqlite_check(single, job, backup_set, identity_file, scratch_dir))
                 report["test_restore"] = "ok"
+            elif manifest["kind"] == "postgres" and index == 0 and shutil.which("pg_restore"):
+                report.update(postgres_kind.inspect_set(single, job, backup_set, identity_file))
             else:
                 _stream_check(single, job, backup_set, identity_file)
             copies[store.name] = "ok"

@@ -335,3 +335,16 @@ def test_inspect_set_for_backup_verify(bench_set, tmp_path):
     repository = Repository.from_options(dest=dest)
     with pytest.raises(LifeboatError, match="sha256 mismatch"):
         inspect_set(repository, "bench", locate(repository, "bench"))
+
+
+def test_backup_verify_reads_the_archive_toc(ansible, bench_set, tmp_path):
+    out = ansible.module("lifeboat.backup.backup_verify", {"job": "bench", "dest": bench_set["dest"]})
+    assert not out.get("failed"), out
+    assert out["verification"]["archive"] == "ok" and out["verification"]["tables"] == 4
+    dest, set_dir = repo_copy(bench_set, tmp_path)
+    data = os.path.join(set_dir, bench_set["backup"]["manifest"]["data"])
+    with open(data, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x00" * 8)
+    out = ansible.module("lifeboat.backup.backup_verify", {"job": "bench", "dest": dest})
+    assert out["failed"] and "sha256 mismatch" in out["msg"]

@@ -16,10 +16,9 @@ import platform
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
-from common import ENGINE_PATH, REPO, start_moto, table
+from common import ENGINE_PATH, REPO, start_moto, table, timed
 
 FIXTURE = os.path.join(REPO, "tests", "integration", "postgres", "pgserver.py")
 
@@ -62,66 +61,6 @@ def load_fixture():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-class Run(object):
-    def __init__(self, label, seconds, tree_mib, max_mib, output):
-        self.label, self.seconds, self.tree_mib, self.max_mib, self.output = label, seconds, tree_mib, max_mib, output
-
-
-def _tree_rss_kib(root):
-    children = {}
-    rss = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-            rss[int(entry)] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-        except (OSError, IndexError, ValueError):
-            continue
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo.extend(children.get(pid, []))
-    return total
-
-
-def timed(label, argv, env=None, stdin=None, pipe_to=None):
-    """Run argv (optionally piped into pipe_to); wall time, peak RSS of the whole tree, max single RSS."""
-    start = time.monotonic()
-    first = subprocess.Popen(argv, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    procs = [first]
-    if pipe_to:
-        procs.append(subprocess.Popen(pipe_to, env=env, stdin=first.stdout, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE))
-        first.stdout.close()
-    peak = [0]
-    done = threading.Event()
-
-    def poll():
-        while not done.is_set():
-            peak[0] = max(peak[0], sum(_tree_rss_kib(p.pid) for p in procs))
-            time.sleep(0.05)
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    out = procs[-1].stdout.read()
-    max_rss, failures = 0, []
-    for proc in procs:
-        err = proc.stderr.read()
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        max_rss = max(max_rss, usage.ru_maxrss)
-        if os.waitstatus_to_exitcode(status) != 0:
-            failures.append("%s: %s" % (proc.args[0], err.decode()[-1500:]))
-    seconds = time.monotonic() - start
-    done.set()
-    poller.join()
-    if failures:
-        raise SystemExit("%s failed: %s" % (label, "; ".join(failures)))
-    return Run(label, seconds, peak[0] / 1024.0, max_rss / 1024.0, out.decode())
 
 
 def main():

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from common import ENGINE_PATH, reset_moto, run_timed_rss, start_moto, table
+from common import ENGINE_PATH, reset_moto, start_moto, table, timed
 
 BOTO = r"""
 import sys, boto3
@@ -93,7 +93,7 @@ def fresh(*paths):
 
 def lifeboat(label, mode, options):
     import json
-    return run_timed_rss(label, [sys.executable, "-c", LIFEBOAT, ENGINE_PATH, mode, json.dumps(options)])
+    return timed(label, [sys.executable, "-c", LIFEBOAT, ENGINE_PATH, mode, json.dumps(options)])
 
 
 def main():
@@ -120,13 +120,13 @@ def main():
         bucket = moto.new_bucket("bench")
         fresh(copy, zst)
         subprocess.run(["sync"], check=True)
-        stages = [run_timed_rss("sqlite3 .backup", ["sqlite3", db, ".backup '%s'" % copy]),
-                  run_timed_rss("zstd -3", ["zstd", "-q", "-3", copy, "-o", zst]),
-                  run_timed_rss("upload (boto3)", [sys.executable, "-c", BOTO, "up", moto.url, zst, bucket])]
+        stages = [timed("sqlite3 .backup", ["sqlite3", db, ".backup '%s'" % copy]),
+                  timed("zstd -3", ["zstd", "-q", "-3", copy, "-o", zst]),
+                  timed("upload (boto3)", [sys.executable, "-c", BOTO, "up", moto.url, zst, bucket])]
         stored["recipe"] = os.path.getsize(zst)
         fresh(copy, zst)
-        down = run_timed_rss("download (boto3)", [sys.executable, "-c", BOTO, "down", moto.url, zst, bucket])
-        unzstd = run_timed_rss("zstd -d", ["zstd", "-q", "-d", zst, "-o", restored])
+        down = timed("download (boto3)", [sys.executable, "-c", BOTO, "down", moto.url, zst, bucket])
+        unzstd = timed("zstd -d", ["zstd", "-q", "-d", zst, "-o", restored])
         fresh(zst, restored)
         recipe_restore = down.seconds + unzstd.seconds
 
@@ -165,16 +165,16 @@ def main():
                        AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
             repo = "s3:%s/%s/restic" % (moto.url, bucket)
             subprocess.run(["restic", "-q", "-r", repo, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
-            snap = run_timed_rss("sqlite3 .backup", ["sqlite3", db, ".backup '%s'" % copy])
-            restic = run_timed_rss("restic backup", ["restic", "-q", "-r", repo, "--compression", "auto",
-                                                     "backup", copy], env=env)
+            snap = timed("sqlite3 .backup", ["sqlite3", db, ".backup '%s'" % copy])
+            restic = timed("restic backup", ["restic", "-q", "-r", repo, "--compression", "auto", "backup", copy],
+                           env=env)
             fresh(copy)
             stored["restic"] = s3_bytes(moto, bucket, "restic/")
             rows_backup.append(["restic -> S3 (.backup then restic backup)", "%.2f" % (snap.seconds + restic.seconds),
                                 "%.0f" % max(snap.peak_mib, restic.peak_mib), "%.1f" % (stored["restic"] / 1e6)])
             target = os.path.join(work, "restic-restore")
             fresh(target)
-            restic_restore = run_timed_rss(
+            restic_restore = timed(
                 "restic restore", ["restic", "-q", "-r", repo, "restore", "latest", "--target", target], env=env)
             fresh(target)
             rows_restore.append(["restic restore <- S3", "%.2f" % restic_restore.seconds, "%.0f" % restic_restore.peak_mib])
@@ -190,12 +190,12 @@ def main():
             benv = dict(os.environ, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes", BORG_BASE_DIR=borg_base)
             subprocess.run(["borg", "init", "--encryption=none", borg_repo], env=benv, check=True)
             quiet = ["--syslog-verbosity", "-1"]
-            borgmatic = run_timed_rss("borgmatic create", ["borgmatic", "-c", config] + quiet + ["create"], env=benv)
+            borgmatic = timed("borgmatic create", ["borgmatic", "-c", config] + quiet + ["create"], env=benv)
             stored["borgmatic"] = du(borg_repo)
             rows_backup.append(["borgmatic (before_backup: sqlite3 .backup) -> local borg repo",
                                 "%.2f" % borgmatic.seconds, "%.0f" % borgmatic.peak_mib,
                                 "%.1f" % (stored["borgmatic"] / 1e6)])
-            borg_restore = run_timed_rss("borgmatic extract", ["borgmatic", "-c", config] + quiet + [
+            borg_restore = timed("borgmatic extract", ["borgmatic", "-c", config] + quiet + [
                 "extract", "--archive", "latest", "--destination", extract_dir], env=benv)
             rows_restore.append(["borgmatic extract <- local borg repo", "%.2f" % borg_restore.seconds,
                                  "%.0f" % borg_restore.peak_mib])
@@ -205,7 +205,7 @@ def main():
 
     print("## SQLite, %.2f GB database\n" % (size / 1e9))
     print("%s, %d cores, Python %s. zstd level 3 everywhere; S3 is moto on 127.0.0.1 (its own CPU cost is part "
-          "of every S3 figure). Peak RSS is the largest process of the run.\n" % (
+          "of every S3 figure). Peak RSS is the whole process tree (the tool and its children), sampled from /proc.\n" % (
               platform.platform(terse=True), os.cpu_count(), platform.python_version()))
     print("### Backup\n")
     print(table(rows_backup, ["run", "seconds", "peak RSS MiB", "stored MB"]))

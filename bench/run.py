@@ -1,0 +1,57 @@
+"""Runs the benchmark suite and writes docs/performance.md.
+
+    python3 bench/run.py                      # about 1 GB each: SQLite and PostgreSQL (pgbench scale 70)
+    python3 bench/run.py --sqlite-mb 100 --pg-scale 5 --output -     # a quick check, printed only
+
+Each benchmark prints a markdown section; this puts them together with the date and the machine.
+Run it on a quiet machine: every figure is wall time.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOC = os.path.join(os.path.dirname(HERE), "docs", "performance.md")
+
+INTRO = """# Performance
+
+Measured by `python3 bench/run.py` on %(date)s: %(machine)s, %(cores)d cores, Python %(python)s.
+S3 is moto on 127.0.0.1, a Python server sharing the same cores, so every S3 figure includes its CPU
+cost; against real S3 or MinIO the upload stage is network-bound instead. Peak memory is the whole
+process tree (tool plus children), sampled from /proc every 50 ms.
+
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("--sqlite-mb", type=int, default=1024)
+    parser.add_argument("--pg-scale", type=int, default=70)
+    parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--output", default=DOC, help="file to write, or - for stdout only")
+    args = parser.parse_args()
+    sections = []
+    runs = [("sqlite", ["bench_sqlite.py", "--size-mb", str(args.sqlite_mb)]),
+            ("postgres", ["bench_postgres.py", "--scale", str(args.pg_scale)])]
+    for name, argv in runs:
+        if args.only and name != args.only:
+            continue
+        print("running %s ..." % " ".join(argv), file=sys.stderr)
+        result = subprocess.run([sys.executable, os.path.join(HERE, argv[0])] + argv[1:], cwd=HERE,
+                                stdout=subprocess.PIPE, check=True)
+        sections.append(result.stdout.decode().strip())
+    text = INTRO % {"date": datetime.date.today().isoformat(), "machine": platform.platform(terse=True),
+                    "cores": os.cpu_count(), "python": platform.python_version()} + "\n\n".join(sections) + "\n"
+    print(text)
+    if args.output != "-":
+        with open(args.output, "w") as handle:
+            handle.write(text)
+        print("wrote %s" % args.output, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,9 +2,13 @@
 restore with an atomic swap that keeps the previous database aside."""
 
 import contextlib
+import errno
+import fcntl
 import os
 import sqlite3
+import stat
 import tempfile
+import time
 
 from .errors import ConfigError, IntegrityError, RestoreError, SourceError
 from .files import Swap, apply_attributes, fsync_dir
@@ -102,6 +106,14 @@ class SqliteSource(object):
                 finally:
                     source.close()
             except sqlite3.DatabaseError as exc:
+                if "disk is full" in str(exc):
+                    raise SourceError("SQLite backup of %s failed: no space left on device for the scratch copy in "
+                                      "%s (it needs about the size of the database); free space or set tmp_dir to "
+                                      "a larger filesystem, then run again" % (self.path, os.path.dirname(scratch)))
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise SourceError("SQLite backup of %s failed: %s: another connection held a lock longer than "
+                                      "busy_timeout (%s s); nothing was written: run again later, or raise "
+                                      "busy_timeout" % (self.path, exc, self.busy_timeout))
                 raise SourceError("SQLite backup of %s failed: %s (a locked database: retry later or raise "
                                   "busy_timeout; a damaged one: run PRAGMA integrity_check)" % (self.path, exc))
             except OSError as exc:
@@ -121,9 +133,57 @@ class SqliteSource(object):
                     os.unlink(scratch + suffix)
 
 
+def _staging_prefix(path):
+    return ".%s.lifeboat-restore-" % os.path.basename(path)
+
+
+def remove_stale_staging(path, older_than):
+    """Remove staging files beside `path` left by a restore that was killed (SIGKILL, power loss) before it
+    could clean up. A running restore holds an flock on its staging file, so only files nobody holds and
+    last written before `older_than` (the start of this run) are removed. Returns the removed paths."""
+    directory = os.path.dirname(path)
+    prefix = _staging_prefix(path)
+    removed = []
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        candidate = os.path.join(directory, name)
+        try:
+            fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_mtime >= older_than:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a restore is writing it right now
+            os.unlink(candidate)
+            removed.append(candidate)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _staging_error(exc, staged, manifest):
+    if exc.errno == errno.ENOSPC:
+        return RestoreError("no space left on device in %s while writing the restored copy of set %s (%d bytes "
+                            "needed); the live database was not touched: free space there, then run the restore "
+                            "again" % (os.path.dirname(staged) or ".", manifest["id"], manifest.get("raw_size") or 0))
+    return RestoreError("restore of set %s failed while writing the restored copy %s (%s); the live database was "
+                        "not touched" % (manifest["id"], staged, exc.strerror or exc))
+
+
 def restore_sqlite(repository, job, path, backup="latest", before=None, identity_file=None, owner=None,
                    group=None, mode=None, keep_previous=True, check_mode=False):
     """Restore a set to `path`. On any failure the live database is as it was before."""
+    started = time.time()
     path = os.path.abspath(os.path.expanduser(path))
     backup_set = find_set(repository, job, "sqlite", backup, before)
     result = {"backup": set_result(repository, job, backup_set), "restored_to": path, "previous": None}
@@ -136,18 +196,33 @@ def restore_sqlite(repository, job, path, backup="latest", before=None, identity
             os.makedirs(directory, mode=0o755)
             created_dir = True
         staging_dir = directory
-    fd, staged = tempfile.mkstemp(prefix=".%s.lifeboat-restore-" % os.path.basename(path), dir=staging_dir)
+        remove_stale_staging(path, started)
+    try:
+        fd, staged = tempfile.mkstemp(prefix=_staging_prefix(path), dir=staging_dir)
+    except OSError as exc:
+        if created_dir:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+        raise _staging_error(exc, os.path.join(staging_dir or tempfile.gettempdir(), "."), backup_set.manifest)
+    lock_fd = None
     swap = None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            fetch_to_file(repository, job, backup_set, handle, identity_file)
-            handle.flush()
-            os.fsync(handle.fileno())
+        lock_fd = os.dup(fd)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)  # tells remove_stale_staging of other runs that this file is in use
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                fetch_to_file(repository, job, backup_set, handle, identity_file)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise _staging_error(exc, staged, backup_set.manifest)
         verification = _verify_restored(staged, backup_set.manifest)
         result["verification"] = verification
         if check_mode:
             return result
         apply_attributes(staged, owner, group, mode, like=path)
+        os.close(lock_fd)  # released before the file becomes the live database
+        lock_fd = None
         swap = Swap(staged, path, COMPANIONS)
         result["previous"] = swap.run()
         try:
@@ -172,6 +247,8 @@ def restore_sqlite(repository, job, path, backup="latest", before=None, identity
                 os.rmdir(directory)
         raise
     finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
         if staging_dir:
             fsync_dir(staging_dir)
 

@@ -1,0 +1,160 @@
+"""The schedule role in a Debian 12 container: the cron line really backs up the SQLite database,
+the systemd timer job runs under its sandbox, a retired job leaves nothing behind, and flock keeps
+overlapping runs apart."""
+
+import hashlib
+import json
+import shlex
+
+CRON_FILE = "/etc/cron.d/lifeboat"
+CRON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOSTNAME = "lifeboat-schedule-default"  # the molecule inventory name, used for the fixed delay
+METRICS_DIR = "/var/lib/node_exporter/textfile_collector"
+
+
+def cron_entry(host, job):
+    """(five time fields, user, command) of the job's entry in the cron file."""
+    lines = host.file(CRON_FILE).content_string.splitlines()
+    marker = "#Ansible: lifeboat-%s" % job
+    assert marker in lines, "no cron entry for %s in %s" % (job, CRON_FILE)
+    fields = lines[lines.index(marker) + 1].split(None, 6)
+    return fields[:5], fields[5], fields[6]
+
+
+def run_like_cron(host, command, before=""):
+    """Run a cron command line the way cron does: /bin/sh -c, a bare environment, the file's PATH."""
+    script = "%s env -i PATH=%s /bin/sh -c %s; echo \"exit=$?\"" % (before, CRON_PATH, shlex.quote(command))
+    result = host.run("/bin/sh -c %s" % shlex.quote(script))
+    assert "exit=" in result.stdout, result.stderr
+    return int(result.stdout.rsplit("exit=", 1)[1].split()[0]), result
+
+
+def complete_sets(host, dest, job):
+    result = host.run("find %s -mindepth 2 -maxdepth 2 -name manifest.json" % shlex.quote("%s/%s" % (dest, job)))
+    return sorted(line.split("/")[-2] for line in result.stdout.split())
+
+
+def audit_entries(host, job, operation="run"):
+    audit = host.file("/var/lib/lifeboat/audit.jsonl")
+    if not audit.exists:
+        return []
+    entries = [json.loads(line) for line in audit.content_string.splitlines()]
+    return [entry for entry in entries if entry.get("job") == job and entry.get("operation") == operation]
+
+
+def test_runner_installed(host):
+    runner = host.file("/usr/local/bin/lifeboat")
+    assert runner.mode == 0o755 and runner.user == "root"
+    assert "-m lifeboat_engine.cli" in runner.content_string
+    assert host.file("/opt/lifeboat/lib/lifeboat_engine/cli.py").exists
+    assert host.file("/opt/lifeboat/lib/lifeboat_engine/__init__.py").exists
+    assert host.run("/usr/local/bin/lifeboat --help").rc == 0
+    for package in ("cron", "python3-boto3", "zstd", "sqlite3", "age"):
+        assert host.package(package).is_installed, package
+
+
+def test_job_file(host):
+    job_file = host.file("/etc/lifeboat/jobs/app-db.json")
+    assert job_file.mode == 0o600 and job_file.user == "root" and job_file.group == "root"
+    assert host.file("/etc/lifeboat/jobs").mode == 0o700
+    document = json.loads(job_file.content_string)
+    assert document == {
+        "job": "app-db", "kind": "sqlite", "path": "/srv/app/app.db", "dest": "/var/backups/lifeboat",
+        "tags": {"app": "notes"}, "retention": {"keep_last": 3}, "prune_after_run": True,
+        "metrics_dir": METRICS_DIR, "rpo_seconds": 93600}
+
+
+def test_cron_entries(host):
+    cron_file = host.file(CRON_FILE)
+    assert cron_file.mode == 0o644 and cron_file.user == "root"
+    times, user, command = cron_entry(host, "app-db")
+    assert times == ["30", "2", "*", "*", "*"] and user == "root"
+    assert command == ("/usr/bin/flock -n -E 75 /var/lib/lifeboat/locks/app-db.cron.lock /usr/local/bin/lifeboat "
+                       "run app-db >> /var/log/lifeboat/app-db.log 2>&1")
+    assert 'PATH="%s"' % CRON_PATH in cron_file.content_string.splitlines()
+    # the hourly job starts after a delay fixed by host and job name: md5 modulo random_delay_seconds
+    times, user, command = cron_entry(host, "app-db-hourly")
+    delay = int(hashlib.md5(("%s/app-db-hourly" % HOSTNAME).encode()).hexdigest()[:8], 16) % 300
+    assert times == ["20", "*", "*", "*", "*"]
+    assert command.startswith("sleep %d; /usr/bin/flock -n -E 75 /var/lib/lifeboat/locks/app-db-hourly.cron.lock "
+                              % delay)
+    # the systemd job has no cron entry
+    assert "lifeboat-app-db.nightly" not in cron_file.content_string
+    assert host.service("cron").is_running
+
+
+def test_cron_line_backs_up(host):
+    _, _, command = cron_entry(host, "app-db")
+    before = complete_sets(host, "/var/backups/lifeboat", "app-db")
+    audits_before = len(audit_entries(host, "app-db"))
+    code, result = run_like_cron(host, command)
+    log = host.file("/var/log/lifeboat/app-db.log").content_string
+    assert code == 0, log
+    after = complete_sets(host, "/var/backups/lifeboat", "app-db")
+    new = sorted(set(after) - set(before))
+    assert len(new) == 1, (before, after, log)
+    manifest = json.loads(host.file("/var/backups/lifeboat/app-db/%s/manifest.json" % new[0]).content_string)
+    assert manifest["job"] == "app-db" and manifest["kind"] == "sqlite"
+    assert manifest["verification"]["row_counts"] == {"notes": 250}
+    assert manifest["tags"] == {"app": "notes"}
+    # audit log: one more run entry, for this set, successful (the prune after the run has its own)
+    entries = audit_entries(host, "app-db")
+    assert len(entries) == audits_before + 1
+    assert entries[-1]["operation"] == "run" and entries[-1]["status"] == "ok" and entries[-1]["set"] == new[0]
+    # metrics for node_exporter's textfile collector
+    metrics = host.file("%s/lifeboat_app-db.prom" % METRICS_DIR)
+    assert metrics.mode == 0o644
+    assert 'lifeboat_backup_last_status{job="app-db"} 1' in metrics.content_string
+    assert 'lifeboat_backup_rpo_seconds{job="app-db"} 93600' in metrics.content_string
+    # the runner finds the set
+    listing = host.run("/usr/local/bin/lifeboat list app-db")
+    assert listing.rc == 0 and new[0] in listing.stdout
+
+
+def test_overlapping_runs_do_nothing(host):
+    _, _, command = cron_entry(host, "app-db")
+    before = complete_sets(host, "/var/backups/lifeboat", "app-db")
+    # another run holds the cron lock: the cron line exits 75 at once, without a new set
+    code, _ = run_like_cron(host, command,
+                            before="flock /var/lib/lifeboat/locks/app-db.cron.lock sleep 4 & sleep 1;")
+    host.run("sleep 3")
+    assert code == 75
+    assert complete_sets(host, "/var/backups/lifeboat", "app-db") == before
+    # a manual run holding the runner's own lock: the runner exits 75 as well
+    held = host.run("flock /var/lib/lifeboat/locks/app-db.lock /usr/local/bin/lifeboat run app-db")
+    assert held.rc == 75, held.stdout + held.stderr
+    assert complete_sets(host, "/var/backups/lifeboat", "app-db") == before
+
+
+def test_systemd_timer_job(host):
+    timer = host.service("lifeboat-app-db.nightly.timer")
+    assert timer.is_enabled and timer.is_running
+    unit = host.file("/etc/systemd/system/lifeboat-app-db.nightly.service").content_string
+    for line in ("Type=oneshot", "ProtectSystem=strict", "PrivateTmp=true", "NoNewPrivileges=true",
+                 "ReadWritePaths=-/var/backups/lifeboat-nightly", "ReadWritePaths=-/var/lib/lifeboat",
+                 "ReadWritePaths=-/srv/app"):
+        assert line in unit.splitlines(), line
+    timer_unit = host.file("/etc/systemd/system/lifeboat-app-db.nightly.timer").content_string.splitlines()
+    assert "OnCalendar=Mon,Tue,Wed,Thu,Fri *-*-* 1:15:00" in timer_unit
+    assert "RandomizedDelaySec=900" in timer_unit and "Persistent=true" in timer_unit
+    before = complete_sets(host, "/var/backups/lifeboat-nightly", "app-db.nightly")
+    started = host.run("systemctl start lifeboat-app-db.nightly.service")
+    journal = host.run("journalctl -u lifeboat-app-db.nightly.service --no-pager -n 20").stdout
+    assert started.rc == 0, journal
+    after = complete_sets(host, "/var/backups/lifeboat-nightly", "app-db.nightly")
+    assert len(set(after) - set(before)) == 1, journal
+    assert host.file(METRICS_DIR + "/lifeboat_app-db.nightly.prom").exists
+
+
+def test_retired_jobs_leave_nothing(host):
+    assert "retired" not in host.file(CRON_FILE).content_string
+    for path in ("/etc/lifeboat/jobs/retired.json", "/etc/lifeboat/jobs/retired-timer.json",
+                 "/var/lib/lifeboat/locks/retired.cron.lock", "/var/lib/lifeboat/locks/retired.lock",
+                 METRICS_DIR + "/lifeboat_retired.prom",
+                 "/etc/systemd/system/lifeboat-retired-timer.service",
+                 "/etc/systemd/system/lifeboat-retired-timer.timer"):
+        assert not host.file(path).exists, path
+    assert "retired" not in host.run("systemctl list-timers --all --no-pager").stdout
+    assert "retired" not in host.run("systemctl list-unit-files 'lifeboat-*' --no-pager").stdout
+    # backup sets are never removed by the role
+    assert complete_sets(host, "/var/backups/lifeboat-retired", "retired")

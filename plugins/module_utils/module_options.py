@@ -25,12 +25,39 @@ S3_OPTIONS = dict(
     max_concurrency=dict(type="int"),
 )
 
+SFTP_OPTIONS = dict(
+    host=dict(type="str", required=True),
+    port=dict(type="int", default=22),
+    user=dict(type="str", required=True),
+    path=dict(type="str", required=True),
+    key_file=dict(type="path"),
+    password_file=dict(type="path", no_log=False),
+    known_hosts_file=dict(type="path"),
+    host_key_fingerprint=dict(type="str", no_log=False),
+    timeout=dict(type="int", default=30),
+)
+
+FTP_OPTIONS = dict(
+    host=dict(type="str", required=True),
+    port=dict(type="int", default=21),
+    user=dict(type="str", required=True),
+    path=dict(type="str", required=True),
+    password_file=dict(type="path", required=True, no_log=False),
+    tls=dict(type="bool", default=True),
+    tls_verify=dict(type="bool", default=True),
+    ca_file=dict(type="path"),
+    timeout=dict(type="int", default=30),
+)
+
 
 def repository_spec():
-    """job, dest and s3: how every module names a job's repository (doc fragment lifeboat.backup.repository)."""
+    """job, dest, sftp, ftp and s3: how every module names a job's repository (doc fragment
+    lifeboat.backup.repository)."""
     return dict(
         job=dict(type="str", required=True),
         dest=dict(type="path"),
+        sftp=dict(type="dict", options=SFTP_OPTIONS),
+        ftp=dict(type="dict", options=FTP_OPTIONS),
         s3=dict(type="dict", options=S3_OPTIONS),
     )
 
@@ -59,15 +86,17 @@ def restore_spec():
     return spec
 
 
-REQUIRED_ONE_OF = [["dest", "s3"]]
+REQUIRED_ONE_OF = [["dest", "s3", "sftp", "ftp"]]
 RESTORE_MUTUALLY_EXCLUSIVE = []
 
 
+def _set_values(options):
+    return {key: value for key, value in options.items() if value not in (None, "")} if options else None
+
+
 def repository_from_params(params):
-    s3 = params.get("s3")
-    if s3:
-        s3 = {key: value for key, value in s3.items() if value not in (None, "")}
-    return Repository.from_options(dest=params.get("dest"), s3=s3)
+    return Repository.from_options(dest=params.get("dest"), s3=_set_values(params.get("s3")),
+                                   sftp=_set_values(params.get("sftp")), ftp=_set_values(params.get("ftp")))
 
 
 def identity_file(params):

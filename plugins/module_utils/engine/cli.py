@@ -232,7 +232,7 @@ def _code(exc):
 
 
 def _repository(job):
-    return Repository.from_options(dest=job.get("dest"), s3=job.get("s3"))
+    return Repository.from_options(dest=job.get("dest"), s3=job.get("s3"), sftp=job.get("sftp"), ftp=job.get("ftp"))
 
 
 # --- commands -----------------------------------------------------------------------------------------------
@@ -438,13 +438,10 @@ def cmd_jobs(ctx, args):
 
 
 def _describe_repository(job):
-    parts = []
-    if job.get("dest"):
-        parts.append(job["dest"])
-    if job.get("s3"):
-        s3 = job["s3"]
-        parts.append("s3://%s%s" % (s3["bucket"], "/" + s3["prefix"].strip("/") if s3.get("prefix") else ""))
-    return ", ".join(parts)
+    try:
+        return _repository(job).describe()
+    except LifeboatError as exc:
+        return "(unusable repository options: %s)" % exc.msg
 
 
 # --- arguments ----------------------------------------------------------------------------------------------

@@ -101,8 +101,13 @@ def validate(document, name=None, where="job"):
         raise ConfigError("%s: kind must be one of %s, not %r" % (where, ", ".join(kinds.names()), kind))
     _expect(job, "dest", str, "a directory path", where)
     s3 = _expect(job, "s3", dict, "an object", where)
-    if not job.get("dest") and not s3:
-        raise ConfigError("%s: set dest (a local directory), s3 (an object with bucket), or both" % where)
+    remotes = {}
+    for remote in ("sftp", "ftp"):
+        if _expect(job, remote, dict, "an object with host, user and path", where):
+            remotes[remote] = job[remote] = {k: v for k, v in job[remote].items() if v not in (None, "")}
+    if not job.get("dest") and not s3 and not remotes:
+        raise ConfigError("%s: set dest (a local directory), s3 (an object with bucket), sftp or ftp (objects with "
+                          "host, user and path), or several of them" % where)
     if s3:
         s3 = dict(s3)
         for alias, canonical in S3_ALIASES.items():

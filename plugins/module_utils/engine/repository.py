@@ -1,31 +1,47 @@
-"""A job's repository: the local directory and/or S3 bucket its sets are written to and read from."""
+"""A job's repository: the local directory, SFTP/FTP server and/or S3 bucket its sets are written to and read from."""
 
 from .errors import ConfigError
+from .ftp_repository import FtpRepository
 from .local_repository import LocalRepository
 from .s3_repository import S3Repository
+from .sftp_repository import SftpRepository
 
 S3_KEYS = ("bucket", "prefix", "endpoint_url", "region", "storage_class", "sse", "sse_kms_key_id", "access_key",
            "secret_key", "session_token", "multipart_chunk_size", "max_concurrency")
+SFTP_KEYS = ("host", "port", "user", "path", "key_file", "password_file", "known_hosts_file", "host_key_fingerprint",
+             "timeout")
+FTP_KEYS = ("host", "port", "user", "path", "password_file", "tls", "tls_verify", "ca_file", "timeout")
+
+
+def _options(name, options, known):
+    if not isinstance(options, dict):
+        raise ConfigError("%s must be a dict of options (known: %s)" % (name, ", ".join(known)))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError("unknown %s option(s): %s (known: %s)" % (name, ", ".join(unknown), ", ".join(known)))
+    return {k: v for k, v in options.items() if v is not None}
 
 
 class Repository(object):
-    """Sinks in the order they are read from: local first (fast, no egress), then S3."""
+    """Sinks in the order they are read from: local first (fast, no egress), then SFTP/FTP, then S3."""
 
     def __init__(self, stores):
         if not stores:
-            raise ConfigError("no repository configured: set dest (a local directory), s3 (a bucket), or both")
+            raise ConfigError("no repository configured: set dest (a local directory), sftp, ftp or s3 (a bucket), "
+                              "or several of them")
         self.stores = stores
 
     @classmethod
-    def from_options(cls, dest=None, s3=None):
+    def from_options(cls, dest=None, s3=None, sftp=None, ftp=None):
         stores = []
         if dest:
             stores.append(LocalRepository(dest))
+        if sftp:
+            stores.append(SftpRepository(**_options("sftp", sftp, SFTP_KEYS)))
+        if ftp:
+            stores.append(FtpRepository(**_options("ftp", ftp, FTP_KEYS)))
         if s3:
-            unknown = sorted(set(s3) - set(S3_KEYS))
-            if unknown:
-                raise ConfigError("unknown s3 option(s): %s (known: %s)" % (", ".join(unknown), ", ".join(S3_KEYS)))
-            stores.append(S3Repository(**{k: v for k, v in s3.items() if v is not None}))
+            stores.append(S3Repository(**_options("s3", s3, S3_KEYS)))
         return cls(stores)
 
     def describe(self):

@@ -269,9 +269,12 @@ def apply_retention(repository, job, options, now=None, check_mode=False):
         try:
             if store.name == "s3":
                 _delete_s3(store, job, ids)
-            else:
+            elif store.name == "local":
                 for set_id in ids:
                     _delete_local(store, job, set_id)
+            else:
+                for set_id in ids:
+                    store.delete_set(job, set_id)  # remote stores remove the manifest first themselves
         except SinkError as exc:
             raise SinkError("retention of job %s failed while removing sets from %s: %s (already removed: %s); "
                             "run it again once the repository is reachable"

@@ -75,7 +75,7 @@ PRAGMA wal_checkpoint(TRUNCATE);
 
 
 def du(path):
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _dirs, files in os.walk(path) for f in files)
 
 
 def s3_bytes(moto, bucket, prefix=""):

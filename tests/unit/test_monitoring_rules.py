@@ -72,7 +72,7 @@ def rules_by_name(document):
 
 
 def test_rules_per_job(tmp_path):
-    text, document, _ = render(tmp_path, monitoring_jobs=[
+    text, document, _result = render(tmp_path, monitoring_jobs=[
         {"name": "app-db", "rpo_seconds": 7200, "labels": {"team": "web"}},
         {"name": "app-db.nightly"}])
     assert text.startswith("#")  # ansible_managed comment
@@ -96,14 +96,14 @@ def test_rules_per_job(tmp_path):
     # annotations keep Prometheus templating for the alert, not Ansible's
     assert "{{ $labels.exported_job }}" in named["LifeboatBackupFailed"][0]["annotations"]["summary"]
     # a second run changes nothing
-    _, again, result = render(tmp_path, monitoring_jobs=[
+    _text, again, result = render(tmp_path, monitoring_jobs=[
         {"name": "app-db", "rpo_seconds": 7200, "labels": {"team": "web"}}, {"name": "app-db.nightly"}])
     assert again == document and "changed=0" in result.stdout
 
 
 def test_rules_without_jobs_and_other_label(tmp_path):
-    _, document, _ = render(tmp_path, monitoring_job_label="job", monitoring_default_rpo_seconds=3600,
-                            monitoring_alert_labels={"team": "ops"}, monitoring_too_old_for="15m")
+    _text, document, _result = render(tmp_path, monitoring_job_label="job", monitoring_default_rpo_seconds=3600,
+                                      monitoring_alert_labels={"team": "ops"}, monitoring_too_old_for="15m")
     named = rules_by_name(document)
     exprs = sorted(rule["expr"] for rules in named.values() for rule in rules)
     assert exprs == sorted([

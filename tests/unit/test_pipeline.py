@@ -110,6 +110,7 @@ class BrokenStore(LocalRepository):
 
     def begin_set(self, job, set_id, data_name):
         writer = super(BrokenStore, self).begin_set(job, set_id, data_name)
+
         def write(chunk):
             raise SinkError("simulated upload failure after %d bytes" % len(chunk))
         writer.write = write

@@ -74,8 +74,8 @@ def instance_profile(moto, name):
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
 
 
-def test_dr_rebuild_restores_app_and_reports_rto_rpo(ansible, moto, s3, tmp_path, dr_container, container_exec,
-                                                    containers_conf):
+def test_dr_rebuild_restores_app_and_reports_rto_rpo(
+        ansible, moto, s3, tmp_path, dr_container, container_exec, containers_conf):
     test_started = time.monotonic()
     db, uploads = make_app(str(tmp_path))
     expected_sums = checksums(uploads)

@@ -183,7 +183,7 @@ def test_sse_kms_single_and_multipart_upload(moto, s3, tmp_path):
     db = tmp_path / "big.db"
     conn = sqlite3.connect(str(db))
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
-    conn.executemany("INSERT INTO t (v) VALUES (?)", [(os.urandom(4096),) for _ in range(3000)])
+    conn.executemany("INSERT INTO t (v) VALUES (?)", [(os.urandom(4096),) for _row in range(3000)])
     conn.commit()
     conn.close()
     options = dict(s3, sse="aws:kms", sse_kms_key_id="alias/lifeboat-test", multipart_chunk_size=5 * 1024 * 1024)

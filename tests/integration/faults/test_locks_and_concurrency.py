@@ -94,7 +94,7 @@ def test_two_engine_runs_at_once_make_two_sets(moto, s3, tmp_path):
             results.append(run_backup(SqliteSource(db), repository, JOB, compression="none"))
         except Exception as exc:  # pylint: disable=broad-except
             errors.append(exc)
-    threads = [threading.Thread(target=one) for _ in range(2)]
+    threads = [threading.Thread(target=one) for _run in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -61,7 +61,7 @@ def test_mongo_uri_credentials(ansible, nx, moto, secret_s3, tmp_path):
     dest = str(tmp_path / "repo")
     steps = [("lifeboat.backup.mongo_dump", dict(job="docs", mongo_uri=uri, s3=secret_s3, dest=dest)),
              ("lifeboat.backup.mongo_dump", dict(job="docs", mongo_uri=uri, s3=secret_s3, dest=dest,
-                                                  method="builtin", server_selection_timeout_ms=2000))]
+                                                 method="builtin", server_selection_timeout_ms=2000))]
     with watch_dirs(ansible, dest) as watch:
         outs, output = run_steps(ansible, steps)
     for out in outs:

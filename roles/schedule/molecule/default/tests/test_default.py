@@ -84,7 +84,7 @@ def test_cron_entries(host):
 
 
 def test_cron_line_backs_up(host):
-    _, _, command = cron_entry(host, "app-db")
+    command = cron_entry(host, "app-db")[2]
     before = complete_sets(host, "/var/backups/lifeboat", "app-db")
     audits_before = len(audit_entries(host, "app-db"))
     code, result = run_like_cron(host, command)
@@ -112,11 +112,11 @@ def test_cron_line_backs_up(host):
 
 
 def test_overlapping_runs_do_nothing(host):
-    _, _, command = cron_entry(host, "app-db")
+    command = cron_entry(host, "app-db")[2]
     before = complete_sets(host, "/var/backups/lifeboat", "app-db")
     # another run holds the cron lock: the cron line exits 75 at once, without a new set
-    code, _ = run_like_cron(host, command,
-                            before="flock /var/lib/lifeboat/locks/app-db.cron.lock sleep 4 & sleep 1;")
+    code, _output = run_like_cron(host, command,
+                                  before="flock /var/lib/lifeboat/locks/app-db.cron.lock sleep 4 & sleep 1;")
     host.run("sleep 3")
     assert code == 75
     assert complete_sets(host, "/var/backups/lifeboat", "app-db") == before

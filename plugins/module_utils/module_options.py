@@ -6,6 +6,7 @@ It imports nothing from Ansible (it is handed the AnsibleModule), so it also sta
 
 import traceback
 
+from .engine.backup import plan, run_backup
 from .engine.errors import LifeboatError
 from .engine.repository import Repository
 from .engine.s3_repository import STORAGE_CLASSES
@@ -118,3 +119,22 @@ def run_module(module, action):
         module.fail_json(msg="unexpected %s: %s (this is a bug in lifeboat.backup: please report it with the "
                              "traceback)" % (type(exc).__name__, exc), exception=traceback.format_exc())
     module.exit_json(**result)
+
+
+def run_backup_module(module, source_from_options):
+    """The whole run of a backup module once its arguments are parsed: build the kind's source from the
+    module options, report the plan in check mode, else back up; exit or fail the module."""
+    params = module.params
+
+    def action():
+        source = source_from_options(params)
+        repository = repository_from_params(params)
+        if module.check_mode:
+            return dict(changed=True, plan=plan(source, repository, params["job"], params["compression"],
+                                                params["encryption"]))
+        backup = run_backup(source, repository, params["job"], compression=params["compression"],
+                            compression_level=params["compression_level"], encryption=params["encryption"],
+                            tags=params["tags"])
+        return dict(changed=True, backup=backup)
+
+    run_module(module, action)

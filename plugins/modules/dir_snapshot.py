@@ -132,10 +132,9 @@ plan:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.backup import plan, run_backup
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.directory import source_from_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
-    REQUIRED_ONE_OF, backup_spec, repository_from_params, run_module)
+    REQUIRED_ONE_OF, backup_spec, run_backup_module)
 
 
 def main():
@@ -148,20 +147,7 @@ def main():
         busy_timeout=dict(type="float", default=30),
     )
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
-    params = module.params
-
-    def action():
-        source = source_from_options(params)
-        repository = repository_from_params(params)
-        if module.check_mode:
-            return dict(changed=True, plan=plan(source, repository, params["job"], params["compression"],
-                                                params["encryption"]))
-        backup = run_backup(source, repository, params["job"], compression=params["compression"],
-                            compression_level=params["compression_level"], encryption=params["encryption"],
-                            tags=params["tags"])
-        return dict(changed=True, backup=backup)
-
-    run_module(module, action)
+    run_backup_module(module, source_from_options)
 
 
 if __name__ == "__main__":

@@ -119,10 +119,9 @@ plan:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.backup import plan, run_backup
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sqlite import SqliteSource
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sqlite import source_from_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
-    REQUIRED_ONE_OF, backup_spec, repository_from_params, run_module)
+    REQUIRED_ONE_OF, backup_spec, run_backup_module)
 
 
 def main():
@@ -133,21 +132,7 @@ def main():
         busy_timeout=dict(type="float", default=30),
     )
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
-    params = module.params
-
-    def action():
-        source = SqliteSource(params["path"], tmp_dir=params["tmp_dir"], verify=params["verify"],
-                              busy_timeout=params["busy_timeout"])
-        repository = repository_from_params(params)
-        if module.check_mode:
-            return dict(changed=True, plan=plan(source, repository, params["job"], params["compression"],
-                                                params["encryption"]))
-        backup = run_backup(source, repository, params["job"], compression=params["compression"],
-                            compression_level=params["compression_level"], encryption=params["encryption"],
-                            tags=params["tags"])
-        return dict(changed=True, backup=backup)
-
-    run_module(module, action)
+    run_backup_module(module, source_from_options)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from conftest import count, digest, make_db, staging
+from fault_helpers import count, digest, make_db, staging
 from engine.backup import run_backup
 from engine.catalog import list_sets
 from engine.errors import IntegrityError

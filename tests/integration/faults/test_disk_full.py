@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import count, digest, make_db, staging
+from fault_helpers import count, digest, make_db, staging
 from engine.backup import run_backup
 from engine.catalog import list_sets
 from engine.errors import RestoreError, SinkError, SourceError

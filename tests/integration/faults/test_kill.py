@@ -11,7 +11,7 @@ import signal
 import sqlite3
 import time
 
-from conftest import MIB, count, digest, make_db, staging
+from fault_helpers import MIB, count, digest, make_db, staging
 from engine.catalog import list_sets
 from engine.repository import Repository
 

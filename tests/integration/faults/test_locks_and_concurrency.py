@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import MIB, count, digest, make_db
+from fault_helpers import MIB, count, digest, make_db
 from engine.backup import run_backup
 from engine.catalog import list_sets
 from engine.errors import SourceError

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import MIB, count, digest, make_db
+from fault_helpers import MIB, count, digest, make_db
 from engine.backup import is_partial_failure, run_backup
 from engine.catalog import list_sets
 from engine.errors import SinkError

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import zlib
 
-from conftest import make_app_db, make_backup
+from runbook_helpers import make_app_db, make_backup
 
 
 def make_sets(tmp_path):

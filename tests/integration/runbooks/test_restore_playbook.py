@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import change_db, make_app_db, make_backup, rows
+from runbook_helpers import change_db, make_app_db, make_backup, rows
 
 
 def backup(_ansible, module, args):

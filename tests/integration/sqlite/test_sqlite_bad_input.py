@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import count, make_database
+from sqlite_helpers import count, make_database
 
 from support.ports import free_port
 

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from conftest import count, integrity, make_database
+from sqlite_helpers import count, integrity, make_database
 
 
 @pytest.mark.parametrize("journal_mode", ["wal", "delete"])

@@ -1,5 +1,6 @@
 """PostgreSQL: lifeboat pg_dump_s3 (pg_dump -> zstd -> S3 multipart, row counts in the dump's snapshot) against
-the usual recipe `pg_dump -Fc | upload from stdin` (boto3 upload_fileobj), same database, same S3 (moto);
+the usual recipe `pg_dump -Fc | upload from stdin` (boto3 upload_fileobj), restic (pg_dump piped in, same S3)
+and borgmatic (its postgresql hook, local borg repository), same database, same S3 (moto);
 then restore: lifeboat with jobs 2 (download, verify, stage, pg_restore -j 2) against a plain pg_restore of a
 local archive. Prints a markdown section with wall times, ratios and peak memory.
 
@@ -61,6 +62,62 @@ def load_fixture():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+BORGMATIC = """
+location:
+    source_directories: []
+    repositories:
+        - {repo}
+storage:
+    compression: zstd,3
+hooks:
+    postgresql_databases:
+        - name: bench
+          hostname: 127.0.0.1
+          port: {port}
+          username: {user}
+          password: {password}
+"""
+
+
+def peer_runs(pg_bin, server, fixture, moto, tcp_env, workdir):
+    """restic (pg_dump piped in, to the same S3) and borgmatic (its postgresql hook, local borg repository),
+    backup and restore, as operators set them up for this job."""
+    runs = []
+    bucket = moto.new_bucket("pgrestic")
+    env = dict(tcp_env, RESTIC_PASSWORD="bench-only", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_DEFAULT_REGION="us-east-1")
+    repo = "s3:%s/%s/restic" % (moto.url, bucket)
+    subprocess.run(["restic", "-q", "-r", repo, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+    runs.append(timed("restic: pg_dump -Fc piped to restic backup --stdin -> S3",
+                      [os.path.join(pg_bin, "pg_dump"), "-Fc", "bench"], env=env,
+                      pipe_to=["restic", "-q", "-r", repo, "backup", "--stdin", "--stdin-filename", "bench.pgdump"]))
+    server.drop("restored")
+    create = timed("createdb", [os.path.join(pg_bin, "createdb"), "restored"], env=tcp_env)
+    run = timed("restic: createdb + restic dump piped to pg_restore <- S3",
+                ["restic", "-q", "-r", repo, "dump", "latest", "/bench.pgdump"], env=env,
+                pipe_to=[os.path.join(pg_bin, "pg_restore"), "--exit-on-error", "-d", "restored"])
+    run.seconds += create.seconds
+    runs.append(run)
+
+    borg_repo, borg_base = os.path.join(workdir, "borg-repo"), os.path.join(workdir, "borg-base")
+    for path in (borg_repo, borg_base):
+        shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(borg_base)
+    config = os.path.join(workdir, "borgmatic.yaml")
+    with open(config, "w") as handle:
+        handle.write(BORGMATIC.format(repo=borg_repo, port=server.port, user=fixture.USER, password=fixture.PASSWORD))
+    benv = dict(tcp_env, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes", BORG_BASE_DIR=borg_base)
+    subprocess.run(["borg", "init", "--encryption=none", borg_repo], env=benv, check=True)
+    quiet = ["--syslog-verbosity", "-1"]
+    runs.append(timed("borgmatic (postgresql hook) -> local borg repo", ["borgmatic", "-c", config] + quiet + ["create"],
+                      env=benv))
+    runs.append(timed("borgmatic restore (pg_restore --clean into bench) <- local",
+                      ["borgmatic", "-c", config] + quiet + ["restore", "--archive", "latest"], env=benv))
+    shutil.rmtree(borg_repo, ignore_errors=True)
+    shutil.rmtree(borg_base, ignore_errors=True)
+    return runs
 
 
 def main():
@@ -125,6 +182,8 @@ def main():
                 raise SystemExit("lifeboat restore did not verify: %r" % run.output)
             restores.append(run)
             shutil.rmtree(scratch)
+        peers = peer_runs(pg_bin, server, fixture, moto, tcp_env, args.workdir) \
+            if all(shutil.which(t) for t in ("restic", "borg", "borgmatic")) else []
     finally:
         if moto:
             moto.stop()
@@ -132,6 +191,7 @@ def main():
         shutil.rmtree(server.base, ignore_errors=True)
 
     rows = [[r.label, "%.2f" % r.seconds, "%.0f" % r.tree_mib] for r in [recipe, lifeboat] + restores]
+    rows += [[r.label, "%.2f" % r.seconds, "%.0f" % r.tree_mib] for r in peers]
     print("## PostgreSQL dump to S3 and restore, pgbench scale %d (%.2f GB database)\n" % (args.scale, db_size / 1e9))
     print("%s, %d cores, Python %s, PostgreSQL 15, S3 = moto on 127.0.0.1. lifeboat: pg_dump --compress=0 then zstd "
           "level 3, exact row counts in the dump's snapshot; recipe: pg_dump's built-in zlib.\n" % (

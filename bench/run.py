@@ -16,6 +16,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOC = os.path.join(os.path.dirname(HERE), "docs", "performance.md")
+NOTES = "## Reading the figures"
 
 INTRO = """# Performance
 
@@ -46,6 +47,11 @@ def main():
         sections.append(result.stdout.decode().strip())
     text = INTRO % {"date": datetime.date.today().isoformat(), "machine": platform.platform(terse=True),
                     "cores": os.cpu_count(), "python": platform.python_version()} + "\n\n".join(sections) + "\n"
+    if args.output != "-" and os.path.exists(args.output):
+        with open(args.output) as handle:
+            previous = handle.read()
+        if NOTES in previous:  # the hand-written analysis is kept across runs
+            text += "\n" + previous[previous.index(NOTES):]
     print(text)
     if args.output != "-":
         with open(args.output, "w") as handle:

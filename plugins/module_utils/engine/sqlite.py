@@ -100,6 +100,9 @@ class SqliteSource(object):
                     self._journal_mode = source.execute("PRAGMA journal_mode").fetchone()[0]
                     target = sqlite3.connect(scratch)
                     try:
+                        # a private throwaway copy: no journal and no fsync (a crash just leaves a temp file)
+                        target.execute("PRAGMA journal_mode=OFF")
+                        target.execute("PRAGMA synchronous=OFF")
                         source.backup(target)
                     finally:
                         target.close()

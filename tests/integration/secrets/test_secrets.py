@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from secret_helpers import (MONGO_SECRET, PG_SECRET, REPO, S3_ACCESS, S3_SECRET, Watch, assert_absent, manifests,
-                      run_steps, s3_manifests, watch_dirs)
+                            run_steps, s3_manifests, watch_dirs)
 
 ALL = [S3_SECRET, S3_ACCESS, PG_SECRET, MONGO_SECRET]
 

@@ -5,6 +5,8 @@
 # store; otherwise a local S3 endpoint (moto) is started on 127.0.0.1 for the demo and stopped after.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# Console scripts (ansible-playbook, ansible-test, molecule...) of the interpreter that runs the tests.
+export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 cd "$repo"
 [ "${LIFEBOAT_SKIP_INSTALL:-}" = 1 ] || bash .ci/install --demo
 

@@ -6,6 +6,8 @@
 #   scripts/test.sh sanity|lint|molecule
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# Console scripts (ansible-playbook, ansible-test, molecule...) of the interpreter that runs the tests.
+export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 cd "$repo"
 part=${1:-all}
 [ $# -gt 0 ] && shift

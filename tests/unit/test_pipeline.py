@@ -245,3 +245,20 @@ def test_s3_part_failure_aborts_upload_and_writes_no_manifest():
 def test_s3_rejects_parts_below_5_mib():
     with pytest.raises(Exception, match="at least 5 MiB"):
         S3Repository("b", multipart_chunk_size=1024, client=FakeS3Client())
+
+
+def test_sqlite_paths_with_uri_characters_back_up_and_restore(tmp_path):
+    import sqlite3
+    from engine.sqlite import SqliteSource, restore_sqlite
+    odd = str(tmp_path / "app 100%25 ?v=1#x.db")
+    conn = sqlite3.connect(odd)
+    conn.execute("CREATE TABLE t (v)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(50)])
+    conn.commit()
+    conn.close()
+    repo = Repository([LocalRepository(str(tmp_path / "repo"))])
+    result = run_backup(SqliteSource(odd), repo, "app")
+    assert result["manifest"]["verification"]["row_counts"] == {"t": 50}
+    out = restore_sqlite(repo, "app", odd)
+    assert out["verification"]["row_counts"] == {"t": 50} and out["previous"]
+    assert sqlite3.connect(odd).execute("SELECT count(*) FROM t").fetchone()[0] == 50

@@ -18,7 +18,7 @@ from .errors import ConfigError, IntegrityError, LifeboatError, RestoreError, So
 from .files import fsync_dir
 from .naming import utcnow
 from .restore import find_set, open_set, set_result
-from .sqlite import COMPANIONS, HEADER, inspect
+from .sqlite import COMPANIONS, HEADER, copy_snapshot, inspect
 from .streams import CHUNK, IterReader, iter_chunks
 
 BLOCK = tarfile.BLOCKSIZE
@@ -301,25 +301,10 @@ class DirectorySource(object):
         try:
             try:
                 st = os.stat(full)
-                source = sqlite3.connect("file:%s?mode=ro" % full.replace("?", "%3f").replace("#", "%23"),
-                                         uri=True, timeout=self.busy_timeout)
-                try:
-                    target = sqlite3.connect(scratch)
-                    try:
-                        source.backup(target)
-                    finally:
-                        target.close()
-                finally:
-                    source.close()
             except FileNotFoundError:
                 _note(stats["vanished"], relpath)
                 return
-            except sqlite3.DatabaseError as exc:
-                raise SourceError("SQLite backup of %s failed: %s (locked: retry later or raise busy_timeout; damaged: "
-                                  "run PRAGMA integrity_check, or exclude it)" % (full, exc))
-            except OSError as exc:
-                raise SourceError("SQLite backup of %s failed writing the scratch copy in %s: %s; set tmp_dir to a "
-                                  "filesystem with room for it" % (full, os.path.dirname(scratch), exc))
+            copy_snapshot(full, scratch, self.busy_timeout, read_only=True, hint=", or exclude it")
             checked = inspect(scratch, immutable=True) if self.verify else {"integrity_check": "not checked"}
             if self.verify and checked["integrity_check"] != "ok":
                 raise SourceError("SQLite database %s fails integrity_check (%s); the snapshot was not written. Repair "

@@ -22,10 +22,15 @@ def _quote(name):
     return '"%s"' % name.replace('"', '""')
 
 
+def file_uri(path, query=""):
+    """A SQLite `file:` URI for `path` ('%', '?' and '#' escaped), with an optional query such as mode=ro."""
+    escaped = path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+    return "file:%s%s" % (escaped, "?" + query if query else "")
+
+
 def inspect(path, immutable=False):
     """integrity_check result and row counts per table of the database at `path`."""
-    uri = "file:%s?%s" % (path.replace("?", "%3f").replace("#", "%23"), "immutable=1" if immutable else "mode=ro")
-    conn = sqlite3.connect(uri, uri=True)
+    conn = sqlite3.connect(file_uri(path, "immutable=1" if immutable else "mode=ro"), uri=True)
     try:
         problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
         tables = [row[0] for row in conn.execute(
@@ -56,6 +61,42 @@ def check_header(path, what):
     if header != HEADER:
         raise SourceError("%s is not a SQLite database (its first bytes are not 'SQLite format 3'); check path"
                           % path)
+
+
+def copy_snapshot(path, scratch, busy_timeout, read_only=False, hint=""):
+    """Copy the live database at `path` into the private file `scratch` through the backup API: a
+    consistent snapshot in WAL and rollback-journal modes. Returns the source's journal mode; raises
+    SourceError saying what to do (disk full, lock held too long, damaged file). `hint` is appended to
+    the generic failure message (e.g. "or exclude it" for a file inside a snapshotted directory)."""
+    try:
+        source = sqlite3.connect(file_uri(path, "mode=ro" if read_only else ""), uri=True, timeout=busy_timeout)
+        try:
+            journal_mode = source.execute("PRAGMA journal_mode").fetchone()[0]
+            target = sqlite3.connect(scratch)
+            try:
+                # a private throwaway copy: no journal and no fsync (a crash just leaves a temp file)
+                target.execute("PRAGMA journal_mode=OFF")
+                target.execute("PRAGMA synchronous=OFF")
+                source.backup(target)
+            finally:
+                target.close()
+        finally:
+            source.close()
+    except sqlite3.DatabaseError as exc:
+        if "disk is full" in str(exc):
+            raise SourceError("SQLite backup of %s failed: no space left on device for the scratch copy in "
+                              "%s (it needs about the size of the database); free space or set tmp_dir to "
+                              "a larger filesystem, then run again" % (path, os.path.dirname(scratch)))
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise SourceError("SQLite backup of %s failed: %s: another connection held a lock longer than "
+                              "busy_timeout (%s s); nothing was written: run again later, or raise "
+                              "busy_timeout" % (path, exc, busy_timeout))
+        raise SourceError("SQLite backup of %s failed: %s (a locked database: retry later or raise "
+                          "busy_timeout; a damaged one: run PRAGMA integrity_check%s)" % (path, exc, hint))
+    except OSError as exc:
+        raise SourceError("SQLite backup of %s failed writing the scratch copy in %s: %s; set tmp_dir to a "
+                          "filesystem with room for the database" % (path, os.path.dirname(scratch), exc))
+    return journal_mode
 
 
 class SqliteSource(object):
@@ -94,34 +135,7 @@ class SqliteSource(object):
         fd, scratch = tempfile.mkstemp(prefix="lifeboat-sqlite-", suffix=".db", dir=self.tmp_dir)
         os.close(fd)
         try:
-            try:
-                source = sqlite3.connect(self.path, timeout=self.busy_timeout)
-                try:
-                    self._journal_mode = source.execute("PRAGMA journal_mode").fetchone()[0]
-                    target = sqlite3.connect(scratch)
-                    try:
-                        # a private throwaway copy: no journal and no fsync (a crash just leaves a temp file)
-                        target.execute("PRAGMA journal_mode=OFF")
-                        target.execute("PRAGMA synchronous=OFF")
-                        source.backup(target)
-                    finally:
-                        target.close()
-                finally:
-                    source.close()
-            except sqlite3.DatabaseError as exc:
-                if "disk is full" in str(exc):
-                    raise SourceError("SQLite backup of %s failed: no space left on device for the scratch copy in "
-                                      "%s (it needs about the size of the database); free space or set tmp_dir to "
-                                      "a larger filesystem, then run again" % (self.path, os.path.dirname(scratch)))
-                if "locked" in str(exc) or "busy" in str(exc):
-                    raise SourceError("SQLite backup of %s failed: %s: another connection held a lock longer than "
-                                      "busy_timeout (%s s); nothing was written: run again later, or raise "
-                                      "busy_timeout" % (self.path, exc, self.busy_timeout))
-                raise SourceError("SQLite backup of %s failed: %s (a locked database: retry later or raise "
-                                  "busy_timeout; a damaged one: run PRAGMA integrity_check)" % (self.path, exc))
-            except OSError as exc:
-                raise SourceError("SQLite backup of %s failed writing the scratch copy in %s: %s; set tmp_dir to a "
-                                  "filesystem with room for the database" % (self.path, os.path.dirname(scratch), exc))
+            self._journal_mode = copy_snapshot(self.path, scratch, self.busy_timeout)
             if self.verify:
                 self._verification = inspect(scratch, immutable=True)
                 if self._verification["integrity_check"] != "ok":
@@ -229,7 +243,7 @@ def restore_sqlite(repository, job, path, backup="latest", before=None, identity
         swap = Swap(staged, path, COMPANIONS)
         result["previous"] = swap.run()
         try:
-            conn = sqlite3.connect("file:%s?immutable=1" % path, uri=True)
+            conn = sqlite3.connect(file_uri(path, "immutable=1"), uri=True)
             try:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             finally:

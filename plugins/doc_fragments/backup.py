@@ -8,10 +8,18 @@ class ModuleDocFragment(object):
 options:
   compression:
     description:
-      - Compression of the stored artifact. zstd uses the Python package C(zstandard) when the host has it, else the C(zstd) command.
+      - Compression of the stored artifact. zstd runs the C(zstd) command when the host has it (a separate
+        process, so compression runs beside the rest of the pipeline), else the Python package C(zstandard).
     type: str
     default: zstd
     choices: [zstd, gzip, none]
+  compression_threads:
+    description:
+      - zstd worker threads. V(0) uses one per CPU core, so compression is rarely the slowest stage; V(1)
+        keeps a backup on one core of a busy host. Scheduled jobs of the P(lifeboat.backup.schedule#role) role
+        also run under C(nice). Ignored for gzip.
+    type: int
+    default: 0
   compression_level:
     description: Level, 1 to 19 for zstd (default 3) and 1 to 9 for gzip (default 6).
     type: int

@@ -69,6 +69,7 @@ def backup_spec():
     spec.update(
         compression=dict(type="str", default="zstd", choices=["zstd", "gzip", "none"]),
         compression_level=dict(type="int"),
+        compression_threads=dict(type="int", default=0),
         encryption=dict(type="dict", options=dict(age_recipients=dict(type="list", elements="str", default=[]))),
         verify=dict(type="bool", default=True),
         tags=dict(type="dict", default={}),
@@ -134,7 +135,7 @@ def run_backup_module(module, source_from_options):
                                                 params["encryption"]))
         backup = run_backup(source, repository, params["job"], compression=params["compression"],
                             compression_level=params["compression_level"], encryption=params["encryption"],
-                            tags=params["tags"])
+                            tags=params["tags"], threads=params["compression_threads"])
         return dict(changed=True, backup=backup)
 
     run_module(module, action)

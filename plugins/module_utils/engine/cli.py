@@ -251,7 +251,7 @@ def cmd_run(ctx, args):
             ctx.console.info("backup of job %s (%s) to %s" % (name, job["kind"], repository.describe()))
             backup = run_backup(source, repository, name, compression=job["compression"],
                                 compression_level=job.get("compression_level"), encryption=job.get("encryption"),
-                                tags=job.get("tags"), progress=progress)
+                                tags=job.get("tags"), progress=progress, threads=job.get("compression_threads") or 0)
             set_id, size = backup["id"], backup["size"]
         except LifeboatError as exc:
             code, error = _code(exc), exc.msg

@@ -102,17 +102,20 @@ class _GzipDecompressReader(object):
 
 
 def compress_reader(source, algorithm, level, threads=0):
-    """Wrap `source` so that reading yields compressed bytes."""
+    """Wrap `source` so that reading yields compressed bytes. `threads`: zstd workers, 0 = one per core."""
+    if threads is None or int(threads) < 0:
+        raise ConfigError("compression_threads must be 0 (one per core) or more")
+    threads = int(threads)
     if algorithm == "none":
         return source
     if algorithm == "gzip":
         return _GzipCompressReader(source, level)
     if zstd_backend() == "zstd cli":
-        return ProcessReader(["zstd", "-q", "-c", "--no-progress", "-%d" % level, "-T%d" % max(threads, 1)],
+        return ProcessReader(["zstd", "-q", "-c", "--no-progress", "-%d" % level, "-T%d" % threads],
                              "zstd compression", stdin=source)
     params = {"level": level, "write_checksum": True}
-    if threads > 1:
-        params["threads"] = threads
+    if threads != 1:
+        params["threads"] = threads or -1  # zstandard: -1 = one per logical CPU
     return zstandard.ZstdCompressor(**params).stream_reader(source, read_size=CHUNK, closefd=False)
 
 

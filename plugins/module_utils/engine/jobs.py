@@ -120,6 +120,8 @@ def validate(document, name=None, where="job"):
     if compression not in ALGORITHMS:
         raise ConfigError("%s: compression must be one of %s, not %r" % (where, ", ".join(ALGORITHMS), compression))
     _expect(job, "compression_level", int, "a whole number", where)
+    if _expect(job, "compression_threads", int, "a whole number", where) is not None and job["compression_threads"] < 0:
+        raise ConfigError("%s: compression_threads must be 0 (one per core) or more" % where)
     encryption = _expect(job, "encryption", dict, "an object", where) or {}
     recipients = encryption.get("age_recipients")
     if recipients is not None and not (isinstance(recipients, list) and all(isinstance(r, str) for r in recipients)):

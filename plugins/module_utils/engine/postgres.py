@@ -29,7 +29,7 @@ import tempfile
 from .errors import ConfigError, IntegrityError, LifeboatError, RestoreError, SourceError, ToolError
 from .process import ProcessReader, missing_tool_error, run_tool
 from .restore import find_set, open_set, set_result
-from .streams import CHUNK, iter_chunks
+from .streams import CHUNK, iter_chunks, report_spliced, splice_fd
 
 KIND = "postgres"
 BUNDLE_MAGIC = b"LIFEBOAT-PGBUNDLE"
@@ -357,6 +357,12 @@ class _ConcatReader(object):
             return data
         return self._tail.read(size)
 
+    def splice_fd(self):
+        return None if self._head else splice_fd(self._tail)
+
+    def spliced(self, count):
+        report_spliced(self._tail, count)
+
 
 # ---------------------------------------------------------------- backup source
 
@@ -509,7 +515,7 @@ class PostgresSource(object):
         session = SnapshotSession(self.connection, self.database)
         try:
             dump = ProcessReader(self.connection.dump_argv(self.database, session.snapshot),
-                                 "pg_dump of database %s" % self.database, env=self.connection.env())
+                                 "pg_dump of database %s" % self.database, env=self.connection.env(), buffered=False)
             with dump:
                 if self.verify:
                     session.start_counts()
@@ -547,6 +553,9 @@ class _CheckedArchive(object):
                 raise ToolError("pg_dump of %s did not write a custom-format archive (it starts with %r)"
                                 % (self._database, data[:16]))
         return data
+
+    def splice_fd(self):
+        return None if self._first else splice_fd(self._reader)
 
 
 # ---------------------------------------------------------------- TOC selection (tables / schemas)

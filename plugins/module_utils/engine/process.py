@@ -6,7 +6,7 @@ import tempfile
 import threading
 
 from .errors import ToolError
-from .streams import CHUNK, iter_chunks
+from .streams import CHUNK, pump, widen_pipe
 
 STDERR_TAIL = 2000
 
@@ -22,9 +22,12 @@ class ProcessReader(object):
     At end of output the process is waited for: a non-zero exit, or a failure of the reader feeding
     it, raises, so a tool that dies after writing part of its output never passes for a good stream.
     Secrets go through `env` (never argv).
+
+    `buffered=False` makes `read` return what one read of the pipe gives (possibly fewer bytes than
+    asked), and lets a consumer splice the output straight to another tool at any point.
     """
 
-    def __init__(self, argv, purpose, stdin=None, env=None, cwd=None, ok_codes=(0,)):
+    def __init__(self, argv, purpose, stdin=None, env=None, cwd=None, ok_codes=(0,), buffered=True):
         self.argv = list(argv)
         self.purpose = purpose
         self.ok_codes = ok_codes
@@ -32,23 +35,27 @@ class ProcessReader(object):
         self._feed_error = None
         self._feeder = None
         self._finished = False
+        self._buffered = buffered
+        self._read_any = False
         self.returncode = None
         try:
             self._proc = subprocess.Popen(
                 self.argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=self._stderr, env=env, cwd=cwd, close_fds=True)
+                stdout=subprocess.PIPE, stderr=self._stderr, env=env, cwd=cwd, close_fds=True,
+                bufsize=-1 if buffered else 0)
         except FileNotFoundError:
             self._stderr.close()
             raise missing_tool_error(self.argv[0], purpose)
+        widen_pipe(self._proc.stdout.fileno())
         if stdin is not None:
+            widen_pipe(self._proc.stdin.fileno())
             self._feeder = threading.Thread(target=self._feed, args=(stdin,), name="feed-%s" % self.argv[0])
             self._feeder.daemon = True
             self._feeder.start()
 
     def _feed(self, source):
         try:
-            for chunk in iter_chunks(source):
-                self._proc.stdin.write(chunk)
+            pump(source, self._proc.stdin)
         except (BrokenPipeError, ValueError):
             pass  # the tool exited early; its exit status says why
         except BaseException as exc:  # pylint: disable=broad-except
@@ -69,10 +76,17 @@ class ProcessReader(object):
             return ""
 
     def read(self, size=CHUNK):
+        self._read_any = True
         data = self._proc.stdout.read(size if size and size > 0 else CHUNK)
         if not data:
             self._finish()
         return data
+
+    def splice_fd(self):
+        """stdout's descriptor, when no output sits in a Python buffer (see streams.pump)."""
+        if self._buffered and self._read_any:
+            return None
+        return self._proc.stdout.fileno()
 
     def _finish(self):
         if self._finished:

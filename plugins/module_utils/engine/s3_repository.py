@@ -60,7 +60,8 @@ class S3SetWriter(object):
         self.repo = repo
         self.key = key_prefix + data_name
         self.manifest_key = key_prefix + MANIFEST_NAME
-        self._buffer = bytearray()
+        self._pending = []  # chunks of the next part, joined once when it is full (one copy per byte)
+        self._pending_bytes = 0
         self._upload_id = None
         self._futures = []
         self._data_written = False
@@ -68,12 +69,16 @@ class S3SetWriter(object):
         self._slots = threading.BoundedSemaphore(repo.max_concurrency)
 
     def write(self, chunk):
-        self._buffer += chunk
-        size = self.repo.chunk_size
-        while len(self._buffer) >= size:
-            part = bytes(self._buffer[:size])
-            del self._buffer[:size]
-            self._submit(part)
+        """Parts are at least chunk_size (S3 allows parts of different sizes, only the last may be small)."""
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        if self._pending_bytes >= self.repo.chunk_size:
+            self._submit(self._take_pending())
+
+    def _take_pending(self):
+        data = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        return data
 
     def _submit(self, data):
         self._raise_failed_parts()
@@ -111,12 +116,11 @@ class S3SetWriter(object):
         client = self.repo.client
         try:
             if self._upload_id is None:
-                client.put_object(Bucket=self.repo.bucket, Key=self.key, Body=bytes(self._buffer),
+                client.put_object(Bucket=self.repo.bucket, Key=self.key, Body=self._take_pending(),
                                   **self.repo.object_args(data=True))
             else:
-                if self._buffer:
-                    self._submit(bytes(self._buffer))
-                    self._buffer = bytearray()
+                if self._pending:
+                    self._submit(self._take_pending())
                 parts = []
                 for future in self._futures:
                     try:

@@ -69,8 +69,8 @@ def test_cron_entries(host):
     assert cron_file.mode == 0o644 and cron_file.user == "root"
     times, user, command = cron_entry(host, "app-db")
     assert times == ["30", "2", "*", "*", "*"] and user == "root"
-    assert command == ("/usr/bin/flock -n -E 75 /var/lib/lifeboat/locks/app-db.cron.lock /usr/local/bin/lifeboat "
-                       "run app-db >> /var/log/lifeboat/app-db.log 2>&1")
+    assert command == ("/usr/bin/flock -n -E 75 /var/lib/lifeboat/locks/app-db.cron.lock /usr/bin/nice -n 10 "
+                       "/usr/bin/ionice -c 2 -n 7 /usr/local/bin/lifeboat run app-db >> /var/log/lifeboat/app-db.log 2>&1")
     assert 'PATH="%s"' % CRON_PATH in cron_file.content_string.splitlines()
     # the hourly job starts after a delay fixed by host and job name: md5 modulo random_delay_seconds
     times, user, command = cron_entry(host, "app-db-hourly")

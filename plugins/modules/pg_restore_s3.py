@@ -23,8 +23,11 @@ description:
     is kept as C(<database>_lbprev_<hex>) unless I(keep_previous=false).
   - I(tables) and I(schemas) restore only those objects with what depends on them (data, indexes, constraints,
     triggers, owned sequences); foreign keys to tables outside the selection are skipped.
-  - I(jobs) greater than 1 runs C(pg_restore --jobs), which needs a seekable file - the decoded archive is staged in
-    a 0600 file in I(tmp_dir), its sha256 checked before C(pg_restore) starts, and removed afterwards.
+  - I(jobs) greater than 1 streams the schema and the data in one transaction (as with I(jobs=1)) while the decoded
+    archive is also written to a 0600 file in I(tmp_dir); once the data is in and the set's sha256 checked, the
+    indexes, constraints and triggers are built by C(pg_restore --section=post-data --jobs) from that file, and the
+    row counts are checked beside them. The file is removed afterwards. A piped C(pg_dump) archive has no data
+    offsets, so a fully parallel C(pg_restore --jobs) would have to scan it; post-data needs only its table of contents.
   - In check mode the set is downloaded and verified and the server checked; no database is changed.
 author:
   - lifeboat.backup contributors (@lifeboat-backup)
@@ -58,7 +61,7 @@ options:
     elements: str
     default: []
   jobs:
-    description: Parallel C(pg_restore) jobs. Above 1 the decoded archive is staged in I(tmp_dir).
+    description: Parallel sessions for the post-data step (indexes, constraints, triggers). Above 1 the decoded archive is also staged in I(tmp_dir).
     type: int
     default: 1
   tmp_dir:

@@ -5,6 +5,7 @@ sink fails the other still completes its set, and the run reports failure.
 """
 
 import contextlib
+import threading
 import time
 
 from . import manifest as manifest_mod
@@ -22,6 +23,30 @@ class Progress(object):
 
     def advance(self, stored_bytes):
         pass
+
+
+class Preflight(object):
+    """A repository's preflight run in a daemon thread (an unreachable endpoint retrying for a minute never
+    holds up the exit of a run that failed for another reason). `wait` returns the error message or None."""
+
+    def __init__(self, store):
+        self.store = store
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="preflight-%s" % store.name)
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self):
+        try:
+            self.store.preflight()
+        except SinkError as exc:
+            self._error = exc.msg
+        except Exception as exc:  # pylint: disable=broad-except
+            self._error = "%s: %s" % (type(exc).__name__, exc)
+
+    def wait(self):
+        self._thread.join()
+        return self._error
 
 
 def plan(source, repository, job, compression="zstd", encryption=None):
@@ -46,35 +71,33 @@ def run_backup(source, repository, job, compression="zstd", compression_level=No
     progress = progress or Progress()
     level = resolve_level(compression, compression_level)
     recipients = list((encryption or {}).get("age_recipients") or [])
+    # Repositories are checked (reachable, bucket exists) while the source is checked and opened: on a
+    # slow link or a cold client that costs no wall time. Nothing is written before both are known good.
+    preflights = [Preflight(store) for store in repository.stores]
     source.check()  # validated before anything is written anywhere
-
-    stores = list(repository.stores)
-    failures = {}
-    for store in list(stores):
-        try:
-            store.preflight()
-        except SinkError as exc:
-            failures[store.name] = exc.msg
-            stores.remove(store)
-    if not stores:
-        raise SinkError("backup of job %s not written: %s" % (job, "; ".join(failures.values())), failures=failures)
 
     started = utcnow()
     set_id = new_set_id(started)
     name = data_name(source.extension, compression, bool(recipients))
     writers = {}
+    failures = {}
     clock = time.monotonic()
     try:
-        for store in stores:
-            try:
-                writers[store.name] = store.begin_set(job, set_id, name)
-            except SinkError as exc:
-                failures[store.name] = exc.msg
-        if not writers:
-            raise SinkError("backup of job %s not written: %s" % (job, "; ".join(failures.values())))
         with contextlib.ExitStack() as stack:
             progress.stage("dump")
             raw = stack.enter_context(source.open())
+            for preflight in preflights:
+                error = preflight.wait()
+                if error is not None:
+                    failures[preflight.store.name] = error
+                    continue
+                try:
+                    writers[preflight.store.name] = preflight.store.begin_set(job, set_id, name)
+                except SinkError as exc:
+                    failures[preflight.store.name] = exc.msg
+            if not writers:
+                raise SinkError("backup of job %s not written: %s" % (job, "; ".join(failures.values())),
+                                failures=failures)
             counted = CountingReader(raw)
             stream = compress_reader(counted, compression, level, threads)
             if hasattr(stream, "close"):

@@ -97,7 +97,7 @@ class LocalRepository(object):
         return os.path.join(self.root, job, set_id)
 
     def preflight(self):
-        """Fail early (before the source is read) when the repository cannot possibly be written."""
+        """Fail early (before anything is written) when the repository cannot possibly be written."""
         probe = self.root
         while not os.path.exists(probe):
             probe = os.path.dirname(probe)

@@ -25,6 +25,7 @@ import re
 import secrets
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 from .errors import ConfigError, IntegrityError, LifeboatError, RestoreError, SourceError, ToolError
 from .process import ProcessReader, missing_tool_error, run_tool
@@ -190,12 +191,14 @@ class Connection(object):
             argv.append("--no-role-passwords")
         return argv
 
-    def restore_argv(self, database, jobs=1, clean=False, list_file=None, no_owner=False, input_file=None):
+    def restore_argv(self, database, jobs=1, clean=False, list_file=None, no_owner=False, input_file=None,
+                     sections=()):
         argv = [self.tool("pg_restore"), "--exit-on-error", "--no-password", "--dbname=%s" % self.conninfo(database)]
         if jobs and jobs > 1:
             argv.append("--jobs=%d" % jobs)
         else:
             argv.append("--single-transaction")
+        argv += ["--section=%s" % section for section in sections]
         if clean:
             argv += ["--clean", "--if-exists"]
         if no_owner:
@@ -362,6 +365,20 @@ class _ConcatReader(object):
 
     def spliced(self, count):
         report_spliced(self._tail, count)
+
+
+class _TeeReader(object):
+    """Passes the archive through and writes a copy of every chunk to `handle`."""
+
+    def __init__(self, reader, handle):
+        self._reader = reader
+        self._handle = handle
+
+    def read(self, size=CHUNK):
+        data = self._reader.read(size)
+        if data:
+            self._handle.write(data)
+        return data
 
 
 # ---------------------------------------------------------------- backup source
@@ -764,22 +781,19 @@ class PostgresRestore(object):
                 pass
             return archive.globals_sql
 
-    def _toc(self, staged=None):
-        if staged:
-            text = run_tool(self.connection.list_argv(staged), "pg_restore --list", timeout=600)
-        else:
-            with self._open() as reader:
-                archive = ArchiveReader(reader, self._where())
-                try:
-                    with ProcessReader(self.connection.list_argv(), "pg_restore --list of %s" % self._where(),
-                                       stdin=archive) as proc:
-                        text = b"".join(iter_chunks(proc)).decode("utf-8", "replace")
-                except IntegrityError:
-                    raise
-                except LifeboatError:
-                    for _chunk in iter_chunks(archive):
-                        pass
-                    raise
+    def _toc(self):
+        with self._open() as reader:
+            archive = ArchiveReader(reader, self._where())
+            try:
+                with ProcessReader(self.connection.list_argv(), "pg_restore --list of %s" % self._where(),
+                                   stdin=archive) as proc:
+                    text = b"".join(iter_chunks(proc)).decode("utf-8", "replace")
+            except IntegrityError:
+                raise
+            except LifeboatError:
+                for _chunk in iter_chunks(archive):
+                    pass
+                raise
         return parse_toc(text)
 
     def _create(self, name):
@@ -820,16 +834,16 @@ class PostgresRestore(object):
                                % (self._where(), "; ".join(errors[:5])))
         return {"applied": True, "bytes": len(globals_sql)}
 
-    def _pg_restore(self, database, list_file=None, staged=None, clean=False):
-        """Run pg_restore into `database`, streaming the set (jobs 1) or from the verified staged file."""
-        argv = self.connection.restore_argv(database, jobs=self.jobs if staged else 1, clean=clean,
-                                            list_file=list_file, no_owner=self.no_owner, input_file=staged)
+    def _pg_restore(self, database, list_file=None, clean=False, sections=(), stage_to=None):
+        """Stream the set into pg_restore (one transaction) for `database`; with `stage_to` (an open file) the
+        archive is also written there on the way, for the parallel post-data step."""
+        argv = self.connection.restore_argv(database, jobs=1, clean=clean, list_file=list_file,
+                                            no_owner=self.no_owner, sections=sections)
         purpose = "pg_restore of %s into database %s" % (self._where(), database)
-        if staged:
-            self._run_restore(ProcessReader(argv, purpose, env=self.connection.env()), database)
-            return
         with self._open() as reader:
             archive = ArchiveReader(reader, self._where())
+            if stage_to is not None:
+                archive = _TeeReader(archive, stage_to)
             try:
                 self._run_restore(ProcessReader(argv, purpose, stdin=archive, env=self.connection.env()), database)
             except IntegrityError:
@@ -843,6 +857,15 @@ class PostgresRestore(object):
             # pg_restore may stop before the end (a selection): read the rest so the sha256 check runs.
             for _chunk in iter_chunks(archive):
                 pass
+
+    def _pg_restore_post_data(self, database, list_file, staged):
+        """Indexes, constraints and triggers with `jobs` parallel sessions, from the verified staged archive
+        (post-data needs only its table of contents, so the missing data offsets of a piped dump cost nothing)."""
+        argv = self.connection.restore_argv(database, jobs=self.jobs, list_file=list_file, no_owner=self.no_owner,
+                                            input_file=staged, sections=("post-data",))
+        purpose = "pg_restore --section=post-data --jobs=%d of %s into database %s" % (
+            self.jobs, self._where(), database)
+        self._run_restore(ProcessReader(argv, purpose, env=self.connection.env()), database)
 
     def _run_restore(self, proc, database):
         with proc:
@@ -862,19 +885,35 @@ class PostgresRestore(object):
                 raise RestoreError("pg_restore into database %s failed: %s%s"
                                    % (database, tail[-1500:] or exc.msg, hint))
 
-    def _stage(self):
+    def _staging_file(self):
+        """A private (0600) file for the archive that the parallel post-data step reads."""
         fd, path = tempfile.mkstemp(prefix="lifeboat-pgrestore-", suffix=".pgdump", dir=self.tmp_dir)
+        return path, os.fdopen(fd, "wb")
+
+    def _restore_data(self, target, list_file, mode, check=None):
+        """pg_restore into `target`: streamed in one transaction (jobs 1), or, with jobs, schema and data
+        streamed in one transaction while the archive is staged, then post-data with parallel sessions.
+        `check` (row counts) runs once the data is in; with jobs, beside the index builds. Returns its result."""
+        check = check or (lambda: None)
+        if self.jobs <= 1:
+            self._pg_restore(target, list_file=list_file, clean=(mode == "clean"))
+            return check()
+        staged, handle = self._staging_file()
         try:
-            with os.fdopen(fd, "wb") as handle:
-                with self._open() as reader:
-                    archive = ArchiveReader(reader, self._where())
-                    for chunk in iter_chunks(archive):
-                        handle.write(chunk)
-            return path, archive.globals_sql
-        except BaseException:
+            try:
+                with handle:
+                    self._pg_restore(target, list_file=list_file, sections=("pre-data", "data"), stage_to=handle)
+            except OSError as exc:
+                raise RestoreError("staging the archive of %s in %s failed (%s); set tmp_dir to a filesystem with "
+                                   "room for the decompressed dump, or jobs: 1" % (
+                                       self._where(), os.path.dirname(staged), exc.strerror or exc))
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                checked = pool.submit(check)
+                self._pg_restore_post_data(target, list_file, staged)
+                return checked.result()
+        finally:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            raise
+                os.unlink(staged)
 
     def _counts(self, database, tables=None):
         counts = self.connection.query_json(ROW_COUNTS_SQL, database, "count rows in %s" % database) or {}
@@ -929,13 +968,10 @@ class PostgresRestore(object):
             result["verification"] = {"sha256": "ok"}
             return result
 
-        staged = None
         list_file = None
         target = self.database if mode != "safe_swap" else side_name(self.database, "new")
         try:
-            if self.jobs > 1:
-                staged, globals_sql = self._stage()  # sha256 verified while staging
-            elif mode == "clean":
+            if mode == "clean":
                 globals_sql = self._verify_stored()  # nothing live is touched before the set is verified
             else:
                 globals_sql = None
@@ -946,7 +982,7 @@ class PostgresRestore(object):
                 result["globals"] = self._apply_globals(globals_sql)
             selected_tables = None
             if self.tables or self.schemas:
-                entries = self._toc(staged)
+                entries = self._toc()
                 ids, selected_tables = select_entries(entries, self.tables, self.schemas,
                                                       include_parents=(mode == "create"))
                 fd, list_file = tempfile.mkstemp(prefix="lifeboat-pgrestore-", suffix=".list", dir=self.tmp_dir)
@@ -956,7 +992,9 @@ class PostgresRestore(object):
             if mode in ("create", "safe_swap"):
                 self._create(target)
             try:
-                self._pg_restore(target, list_file=list_file, staged=staged, clean=(mode == "clean"))
+                counts = self._restore_data(target, list_file, mode,
+                                            check=(lambda: self._counts(target, selected_tables)) if self.verify
+                                            else None)
             except RestoreError as exc:
                 exc.msg += {"create": "; the new database %s was dropped again" % target,
                             "clean": "; the restore ran in one transaction, so %s is as it was" % target,
@@ -965,7 +1003,7 @@ class PostgresRestore(object):
                 raise
             verification = {"sha256": "ok"}
             if self.verify:
-                verification.update(self._counts(target, selected_tables))
+                verification.update(counts)
                 if verification.get("mismatches") and mode != "clean":
                     raise IntegrityError("restored copy of %s in database %s has row counts that differ from the "
                                          "manifest: %s; %s" % (
@@ -981,10 +1019,9 @@ class PostgresRestore(object):
         finally:
             for name in self.created:
                 self._drop(name)
-            for path in (staged, list_file):
-                if path:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
+            if list_file:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(list_file)
 
     def _swap(self, side):
         """Rename live -> previous and side -> live in one transaction: all or nothing."""

@@ -136,13 +136,21 @@ def test_parallel_restore(ansible, postgres, bench_set, tmp_path):
                                        tmp_dir=str(scratch)))
     assert not out.get("failed"), out
     assert postgres.fingerprint("par") == bench_set["fingerprint"]
+    assert out["verification"]["row_counts_checked"] and not out["verification"]["mismatches"]
+    # the post-data step (run with 2 sessions from the staged archive) built every primary key
+    indexes = postgres.sql("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE "
+                           "schemaname = 'public'", "par")
+    assert indexes == "pgbench_accounts_pkey,pgbench_branches_pkey,pgbench_tellers_pkey"
     assert list(scratch.iterdir()) == []  # the staged archive is gone
     postgres.drop("par")
 
 
-def test_selected_tables(ansible, postgres, bench_set):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_selected_tables(ansible, postgres, bench_set, jobs):
+    """With jobs, schema and data stream in one transaction and the indexes come from the parallel post-data
+    step: both honour the selection."""
     out = ansible.module(RESTORE, dict(postgres.login(), job="bench", database="sel", dest=bench_set["dest"],
-                                       tables=["pgbench_branches", "public.pgbench_tellers"]))
+                                       tables=["pgbench_branches", "public.pgbench_tellers"], jobs=jobs))
     assert not out.get("failed"), out
     assert out["tables"] == ["public.pgbench_branches", "public.pgbench_tellers"]
     tables = postgres.sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = "

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from common import ENGINE_PATH, REPO, start_moto, table, timed
+from common import ENGINE_PATH, REPO, median_run, start_moto, table, timed
 
 FIXTURE = os.path.join(REPO, "tests", "integration", "postgres", "pgserver.py")
 
@@ -123,6 +123,7 @@ def peer_runs(pg_bin, server, fixture, moto, tcp_env, workdir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (default 70, about 1 GB; 5 for a check)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is shown (default 3)")
     parser.add_argument("--workdir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out",
                                                           "postgres"))
     args = parser.parse_args()
@@ -146,20 +147,22 @@ def main():
         tcp_env = dict(os.environ, PGPASSWORD=fixture.PASSWORD, PGHOST="127.0.0.1", PGPORT=str(server.port),
                        PGUSER=fixture.USER)
 
+        repeat = args.repeat
         bucket = moto.new_bucket("pgrecipe")
-        recipe = timed("pg_dump -Fc piped to upload_fileobj", [os.path.join(pg_bin, "pg_dump"), "-Fc", "bench"],
-                       env=tcp_env, pipe_to=[sys.executable, "-c", UPLOAD, moto.url, bucket])
+        recipe = median_run(lambda: timed("pg_dump -Fc piped to upload_fileobj", [os.path.join(pg_bin, "pg_dump"),
+                                                                                  "-Fc", "bench"],
+                                          env=tcp_env, pipe_to=[sys.executable, "-c", UPLOAD, moto.url, bucket]), repeat)
         recipe_size = moto.client().head_object(Bucket=bucket, Key="recipe/bench.pgdump")["ContentLength"]
 
         bucket = moto.new_bucket("pglifeboat")
-        lifeboat = timed("lifeboat pg_dump_s3", [sys.executable, "-c", LIFEBOAT_DUMP, ENGINE_PATH, options_json,
-                                                 bucket, moto.url])
+        lifeboat = median_run(lambda: timed("lifeboat pg_dump_s3", [sys.executable, "-c", LIFEBOAT_DUMP, ENGINE_PATH,
+                                                                    options_json, bucket, moto.url]), repeat)
         stored, raw = (int(x) for x in lifeboat.output.split())
 
         archive = os.path.join(args.workdir, "plain.pgdump")
         subprocess.run([os.path.join(pg_bin, "pg_dump"), "-Fc", "-f", archive, "bench"], env=tcp_env, check=True)
-        restores = []
-        for jobs in (1, 2):
+
+        def plain_restore(jobs):
             server.drop("restored")
             # createdb is part of the plain recipe too (lifeboat creates the database inside its timing)
             create = timed("createdb", [os.path.join(pg_bin, "createdb"), "restored"], env=tcp_env)
@@ -169,9 +172,9 @@ def main():
             run = timed("createdb + plain pg_restore%s (local file)" % (" -j %d" % jobs if jobs > 1 else ""), argv,
                         env=tcp_env)
             run.seconds += create.seconds
-            restores.append(run)
-        os.remove(archive)
-        for jobs in (2, 1):
+            return run
+
+        def lifeboat_restore(jobs):
             server.drop("restored")
             scratch = os.path.join(args.workdir, "scratch")
             os.makedirs(scratch, exist_ok=True)
@@ -180,8 +183,17 @@ def main():
                          str(jobs), scratch])
             if run.output.split() != ["True", "True"]:
                 raise SystemExit("lifeboat restore did not verify: %r" % run.output)
-            restores.append(run)
             shutil.rmtree(scratch)
+            return run
+
+        # interleaved so that a slow spell of the machine does not land on one side only
+        restores = [[], [], [], []]
+        for _index in range(max(1, repeat)):
+            for slot, make in enumerate((lambda: plain_restore(1), lambda: plain_restore(2),
+                                         lambda: lifeboat_restore(2), lambda: lifeboat_restore(1))):
+                restores[slot].append(make())
+        restores = [median_run(iter(runs).__next__, len(runs)) for runs in restores]
+        os.remove(archive)
         peers = peer_runs(pg_bin, server, fixture, moto, tcp_env, args.workdir) \
             if all(shutil.which(t) for t in ("restic", "borg", "borgmatic")) else []
     finally:
@@ -194,13 +206,15 @@ def main():
     rows += [[r.label, "%.2f" % r.seconds, "%.0f" % r.tree_mib] for r in peers]
     print("## PostgreSQL dump to S3 and restore, pgbench scale %d (%.2f GB database)\n" % (args.scale, db_size / 1e9))
     print("%s, %d cores, Python %s, PostgreSQL 15, S3 = moto on 127.0.0.1. lifeboat: pg_dump --compress=0 then zstd "
-          "level 3, exact row counts in the dump's snapshot; recipe: pg_dump's built-in zlib.\n" % (
-              platform.platform(terse=True), os.cpu_count(), platform.python_version()))
+          "level 3, exact row counts in the dump's snapshot; recipe: pg_dump's built-in zlib. Seconds are the median "
+          "of %d runs (peer tools: one run); restores of each kind are interleaved.\n" % (
+              platform.platform(terse=True), os.cpu_count(), platform.python_version(), args.repeat))
     print(table(rows, ["run", "seconds", "peak RSS MiB (process tree)"]))
     print()
     print("- stored: lifeboat %.1f MB (raw archive %.1f MB), recipe %.1f MB"
           % (stored / 1e6, raw / 1e6, recipe_size / 1e6))
-    print("- dump: lifeboat / recipe = **%.2fx**" % (lifeboat.seconds / recipe.seconds))
+    print("- dump: lifeboat / recipe = **%.2fx** (spread of the runs: lifeboat %.2f-%.2f s, recipe %.2f-%.2f s)" % (
+        lifeboat.seconds / recipe.seconds, lifeboat.spread[0], lifeboat.spread[1], recipe.spread[0], recipe.spread[1]))
     plain, plain_j2, lb_j2, lb_j1 = restores
     print("- restore: lifeboat jobs 2 / plain pg_restore = **%.2fx**; lifeboat jobs 2 / plain pg_restore -j 2 = "
           "**%.2fx**; lifeboat jobs 1 (streamed) / plain pg_restore = **%.2fx**" % (

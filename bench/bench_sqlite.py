@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from common import ENGINE_PATH, reset_moto, start_moto, table, timed
+from common import ENGINE_PATH, median_run, process_cpu, reset_moto, start_moto, table, timed
 
 BOTO = r"""
 import sys, boto3
@@ -38,7 +38,7 @@ options = json.loads(sys.argv[3])
 repository = Repository.from_options(dest=options.get("dest"), s3=options.get("s3"))
 if sys.argv[2] == "backup":
     result = run_backup(SqliteSource(options["path"], tmp_dir=options["tmp"], verify=options["verify"]),
-                        repository, "bench")
+                        repository, "bench", threads=options.get("threads", 0))
     print(result["size"])
 else:
     restore_sqlite(repository, "bench", options["path"], keep_previous=False)
@@ -101,6 +101,7 @@ def main():
     parser.add_argument("--size-mb", type=int, default=1024, help="database size (default 1024)")
     parser.add_argument("--workdir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "sqlite"))
     parser.add_argument("--no-peers", action="store_true", help="skip restic and borgmatic")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is shown (default 3)")
     args = parser.parse_args()
     work = args.workdir
     os.makedirs(work, exist_ok=True)
@@ -116,32 +117,64 @@ def main():
     moto = start_moto(work)
     rows_backup, rows_restore, stored = [], [], {}
     try:
-        # The recipe, stage by stage (each stage alone is also the recipe's step).
+        # The recipe, stage by stage (each stage alone is also the recipe's step). Every figure is the median of
+        # --repeat runs.
+        repeat = args.repeat
         bucket = moto.new_bucket("bench")
-        fresh(copy, zst)
-        subprocess.run(["sync"], check=True)
-        stages = [timed("sqlite3 .backup", ["sqlite3", db, ".backup '%s'" % copy]),
-                  timed("zstd -3", ["zstd", "-q", "-3", copy, "-o", zst]),
-                  timed("upload (boto3)", [sys.executable, "-c", BOTO, "up", moto.url, zst, bucket])]
+
+        def stage_backup():
+            fresh(copy)
+            subprocess.run(["sync"], check=True)
+            return timed("sqlite3 .backup", ["sqlite3", db, ".backup '%s'" % copy])
+
+        def stage_zstd():
+            fresh(zst)
+            return timed("zstd -3", ["zstd", "-q", "-3", copy, "-o", zst])
+
+        stages = [median_run(stage_backup, repeat), median_run(stage_zstd, repeat),
+                  median_run(lambda: timed("upload (boto3)", [sys.executable, "-c", BOTO, "up", moto.url, zst, bucket]),
+                             repeat)]
         stored["recipe"] = os.path.getsize(zst)
         fresh(copy, zst)
-        down = timed("download (boto3)", [sys.executable, "-c", BOTO, "down", moto.url, zst, bucket])
-        unzstd = timed("zstd -d", ["zstd", "-q", "-d", zst, "-o", restored])
+
+        def recipe_download():
+            fresh(zst, restored)
+            down = timed("download (boto3)", [sys.executable, "-c", BOTO, "down", moto.url, zst, bucket])
+            unzstd = timed("zstd -d", ["zstd", "-q", "-d", zst, "-o", restored])
+            down.seconds += unzstd.seconds
+            down.tree_mib = max(down.tree_mib, unzstd.tree_mib)
+            return down
+        recipe_restore_run = median_run(recipe_download, repeat)
+        recipe_restore = recipe_restore_run.seconds
         fresh(zst, restored)
-        recipe_restore = down.seconds + unzstd.seconds
 
         reset_moto(moto)
         bucket = moto.new_bucket("bench")
         s3 = dict(bucket=bucket, endpoint_url=moto.url, region="us-east-1", access_key="testing", secret_key="testing")
-        lb_s3 = lifeboat("lifeboat -> S3", "backup", dict(path=db, tmp=work, verify=False, s3=s3))
+
+        def lifeboat_s3():
+            moto_before = process_cpu(moto.process.pid)
+            run = lifeboat("lifeboat -> S3", "backup", dict(path=db, tmp=work, verify=False, s3=s3))
+            run.moto_cpu = process_cpu(moto.process.pid) - moto_before
+            return run
+        lb_s3 = median_run(lifeboat_s3, repeat)
         stored["lifeboat"] = int(lb_s3.output.split()[0])
-        lb_s3_verify = lifeboat("lifeboat -> S3 (with integrity_check)", "backup",
-                                dict(path=db, tmp=work, verify=True, s3=s3))
-        lb_restore = lifeboat("lifeboat restore <- S3", "restore", dict(path=restored, s3=s3))
+        lb_s3_single = median_run(lambda: lifeboat("lifeboat -> S3 (compression_threads 1)", "backup",
+                                                   dict(path=db, tmp=work, verify=False, s3=s3, threads=1)), repeat)
+        lb_s3_verify = median_run(lambda: lifeboat("lifeboat -> S3 (with integrity_check)", "backup",
+                                                   dict(path=db, tmp=work, verify=True, s3=s3)), repeat)
+
+        def lifeboat_restore():
+            fresh(restored)
+            return lifeboat("lifeboat restore <- S3", "restore", dict(path=restored, s3=s3))
+        lb_restore = median_run(lifeboat_restore, repeat)
         fresh(restored)
         local_repo = os.path.join(work, "lifeboat-repo")
-        fresh(local_repo)
-        lb_local = lifeboat("lifeboat -> local dir", "backup", dict(path=db, tmp=work, verify=False, dest=local_repo))
+
+        def lifeboat_local():
+            fresh(local_repo)
+            return lifeboat("lifeboat -> local dir", "backup", dict(path=db, tmp=work, verify=False, dest=local_repo))
+        lb_local = median_run(lifeboat_local, repeat)
         fresh(local_repo)
 
         recipe_total = sum(s.seconds for s in stages)
@@ -152,11 +185,12 @@ def main():
                             "%.0f" % max(s.peak_mib for s in stages), "%.1f" % (stored["recipe"] / 1e6)])
         rows_backup.append(["**lifeboat sqlite_backup -> S3**", "**%.2f**" % lb_s3.seconds, "**%.0f**" % lb_s3.peak_mib,
                             "%.1f" % (stored["lifeboat"] / 1e6)])
+        rows_backup.append(["lifeboat -> S3, compression_threads 1 (zstd on one core, as the recipe)",
+                            "%.2f" % lb_s3_single.seconds, "%.0f" % lb_s3_single.peak_mib, ""])
         rows_backup.append(["lifeboat -> S3, verify on (integrity_check + row counts)", "%.2f" % lb_s3_verify.seconds,
                             "%.0f" % lb_s3_verify.peak_mib, ""])
         rows_backup.append(["lifeboat -> local directory", "%.2f" % lb_local.seconds, "%.0f" % lb_local.peak_mib, ""])
-        rows_restore.append(["recipe: download, zstd -d", "%.2f" % recipe_restore,
-                             "%.0f" % max(down.peak_mib, unzstd.peak_mib)])
+        rows_restore.append(["recipe: download, zstd -d", "%.2f" % recipe_restore, "%.0f" % recipe_restore_run.peak_mib])
         rows_restore.append(["**lifeboat sqlite_restore <- S3** (sha256, integrity_check, atomic swap)",
                              "**%.2f**" % lb_restore.seconds, "**%.0f**" % lb_restore.peak_mib])
 
@@ -205,8 +239,9 @@ def main():
 
     print("## SQLite, %.2f GB database\n" % (size / 1e9))
     print("%s, %d cores, Python %s. zstd level 3 everywhere; S3 is moto on 127.0.0.1 (its own CPU cost is part "
-          "of every S3 figure). Peak RSS is the whole process tree (the tool and its children), sampled from /proc.\n" % (
-              platform.platform(terse=True), os.cpu_count(), platform.python_version()))
+          "of every S3 figure). Seconds are the median of %d runs (peer tools: one run). Peak RSS is the whole "
+          "process tree (the tool and its children), sampled from /proc.\n" % (
+              platform.platform(terse=True), os.cpu_count(), platform.python_version(), args.repeat))
     print("### Backup\n")
     print(table(rows_backup, ["run", "seconds", "peak RSS MiB", "stored MB"]))
     print("\n### Restore\n")
@@ -215,6 +250,15 @@ def main():
     print("- lifeboat / recipe (backup to S3): **%.2fx** (target < 1.0)" % (lb_s3.seconds / recipe_total))
     print("- lifeboat / slowest recipe stage alone (%s): **%.2fx** (target <= 1.3)"
           % (slowest.label, lb_s3.seconds / slowest.seconds))
+    print("- CPU of that lifeboat -> S3 run: %.1f s in lifeboat and its zstd, %.1f s in moto: %.1f CPU-seconds for "
+          "%d cores, so no schedule of the work finishes in under %.1f s"
+          % (lb_s3.cpu, lb_s3.moto_cpu, lb_s3.cpu + lb_s3.moto_cpu, os.cpu_count(),
+             (lb_s3.cpu + lb_s3.moto_cpu) / os.cpu_count()))
+    zstd_stage = stages[1]
+    print("- lifeboat -> local directory / zstd stage alone (no S3 server on the cores): **%.2fx**"
+          % (lb_local.seconds / zstd_stage.seconds))
+    print("- spread of the %d runs behind each median: lifeboat -> S3 %.2f-%.2f s, upload alone %.2f-%.2f s"
+          % (args.repeat, lb_s3.spread[0], lb_s3.spread[1], stages[2].spread[0], stages[2].spread[1]))
     print("- lifeboat peak RSS: **%.0f MiB** backup, **%.0f MiB** restore (target < 256)"
           % (lb_s3.peak_mib, lb_restore.peak_mib))
     print("- lifeboat restore / recipe restore: **%.2fx** (lifeboat also checks sha256 and integrity and swaps atomically)"

@@ -20,8 +20,9 @@ class Run(object):
     the largest wait4 ru_maxrss, and stdout. wait4's figure is kept only for reference: on Linux it includes
     pages of the forked Python parent before exec, which hides a small tool's real footprint."""
 
-    def __init__(self, label, seconds, tree_mib, max_mib, output):
+    def __init__(self, label, seconds, tree_mib, max_mib, output, cpu=0.0):
         self.label, self.seconds, self.tree_mib, self.max_mib, self.output = label, seconds, tree_mib, max_mib, output
+        self.cpu = cpu  # user + system seconds of the tree (children that were waited for included)
 
     @property
     def peak_mib(self):
@@ -68,11 +69,13 @@ def timed(label, argv, env=None, stdin=None, pipe_to=None):
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     out = procs[-1].stdout.read()
-    max_rss, failures = 0, []
+    max_rss, cpu, failures = 0, 0.0, []
     for proc in procs:
         err = proc.stderr.read()
         _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         max_rss = max(max_rss, usage.ru_maxrss)
+        cpu += usage.ru_utime + usage.ru_stime
         if os.waitstatus_to_exitcode(status) != 0:
             failures.append("%s: %s" % (proc.args[0], err.decode()[-1500:]))
     seconds = time.monotonic() - start
@@ -80,7 +83,24 @@ def timed(label, argv, env=None, stdin=None, pipe_to=None):
     poller.join()
     if failures:
         raise SystemExit("%s failed: %s" % (label, "; ".join(failures)))
-    return Run(label, seconds, peak[0] / 1024.0, max_rss / 1024.0, out.decode())
+    return Run(label, seconds, peak[0] / 1024.0, max_rss / 1024.0, out.decode(), cpu)
+
+
+def process_cpu(pid):
+    """user + system seconds a running process (e.g. the moto server) has used so far."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def median_run(make_run, repeat):
+    """Call make_run() (it prepares and returns one timed Run) `repeat` times. Returns the run with the median
+    wall time, carrying the largest peak memory seen: on a shared 2-core machine single runs vary by 10-30%."""
+    runs = sorted((make_run() for _index in range(max(1, repeat))), key=lambda run: run.seconds)
+    chosen = runs[len(runs) // 2]
+    chosen.tree_mib = max(run.tree_mib for run in runs)
+    chosen.spread = (runs[0].seconds, runs[-1].seconds)
+    return chosen
 
 
 def reset_moto(server):

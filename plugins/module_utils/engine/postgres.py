@@ -367,6 +367,27 @@ class _ConcatReader(object):
         report_spliced(self._tail, count)
 
 
+@contextlib.contextmanager
+def damage_reported_first(archive):
+    """When a tool reading `archive` fails, read the rest of the set: a damaged artifact then reports its
+    sha256 mismatch (raised at the end of the set) rather than the tool's symptom of it."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except LifeboatError:
+        for _chunk in iter_chunks(archive):
+            pass
+        raise
+
+
+def list_archive(connection, archive, where):
+    """`pg_restore --list` of the archive being read."""
+    with damage_reported_first(archive):
+        with ProcessReader(connection.list_argv(), "pg_restore --list of %s" % where, stdin=archive) as proc:
+            return b"".join(iter_chunks(proc)).decode("utf-8", "replace")
+
+
 class _TeeReader(object):
     """Passes the archive through and writes a copy of every chunk to `handle`."""
 
@@ -783,17 +804,7 @@ class PostgresRestore(object):
 
     def _toc(self):
         with self._open() as reader:
-            archive = ArchiveReader(reader, self._where())
-            try:
-                with ProcessReader(self.connection.list_argv(), "pg_restore --list of %s" % self._where(),
-                                   stdin=archive) as proc:
-                    text = b"".join(iter_chunks(proc)).decode("utf-8", "replace")
-            except IntegrityError:
-                raise
-            except LifeboatError:
-                for _chunk in iter_chunks(archive):
-                    pass
-                raise
+            text = list_archive(self.connection, ArchiveReader(reader, self._where()), self._where())
         return parse_toc(text)
 
     def _create(self, name):
@@ -844,16 +855,8 @@ class PostgresRestore(object):
             archive = ArchiveReader(reader, self._where())
             if stage_to is not None:
                 archive = _TeeReader(archive, stage_to)
-            try:
+            with damage_reported_first(archive):
                 self._run_restore(ProcessReader(argv, purpose, stdin=archive, env=self.connection.env()), database)
-            except IntegrityError:
-                raise
-            except LifeboatError:
-                # pg_restore choked: if the artifact is damaged, say that (sha256 mismatch) rather than
-                # pg_restore's symptom of it.
-                for _chunk in iter_chunks(archive):
-                    pass
-                raise
             # pg_restore may stop before the end (a selection): read the rest so the sha256 check runs.
             for _chunk in iter_chunks(archive):
                 pass
@@ -1077,15 +1080,7 @@ def inspect_set(repository, job, backup_set, identity_file=None, pg_bin_dir=None
     where = "set %s of job %s" % (backup_set.set_id, job)
     with open_set(repository, job, backup_set, identity_file) as reader:
         archive = ArchiveReader(reader, where)
-        try:
-            with ProcessReader(connection.list_argv(), "pg_restore --list of %s" % where, stdin=archive) as proc:
-                text = b"".join(iter_chunks(proc)).decode("utf-8", "replace")
-        except IntegrityError:
-            raise
-        except LifeboatError:
-            for _chunk in iter_chunks(archive):
-                pass
-            raise
+        text = list_archive(connection, archive, where)
         for _chunk in iter_chunks(archive):
             pass
     entries = parse_toc(text)

@@ -1,14 +1,18 @@
 """streams.pump: bytes go from a file or a tool straight into another tool (kernel splice where it can),
 counted on the way, with every tool's exit status still checked."""
 
+import errno
 import os
 import sys
 
 import pytest
 
 from engine import codecs, streams
+from engine.backup import run_backup
 from engine.errors import ConfigError, ToolError
+from engine.local_repository import LocalRepository
 from engine.process import ProcessReader
+from engine.repository import Repository
 from engine.streams import CountingReader, splice_fd
 
 CAT = [sys.executable, "-c", "import shutil, sys; shutil.copyfileobj(sys.stdin.buffer, sys.stdout.buffer)"]
@@ -102,3 +106,32 @@ def test_zstd_uses_one_worker_per_core_unless_told(monkeypatch):
             assert flag in tool.argv
     with pytest.raises(ConfigError, match="compression_threads"):
         codecs.compress_reader(streams.IterReader([]), "zstd", 3, threads=-1)
+
+
+def test_a_bad_thread_count_fails_before_the_source_is_opened(tmp_path):
+    class Untouchable(object):
+        kind, extension = "fake", "bin"
+
+        def check(self):
+            pass
+
+        def open(self):
+            raise AssertionError("the source was opened")
+    repo = Repository([LocalRepository(str(tmp_path / "repo"))])
+    with pytest.raises(ConfigError, match="compression_threads"):
+        run_backup(Untouchable(), repo, "app", threads=-2)
+
+
+def test_descriptors_that_cannot_be_spliced_are_copied_without_asking_again(data_file, monkeypatch):
+    calls = []
+
+    def refuse(in_fd, out_fd, size):
+        calls.append(in_fd)
+        raise OSError(errno.EINVAL, "Invalid argument")
+    monkeypatch.setattr(streams.os, "splice", refuse, raising=False)
+    monkeypatch.setattr(streams, "HAS_SPLICE", True)
+    with open(str(data_file), "rb") as handle:
+        counted = CountingReader(handle)
+        with ProcessReader(CAT, "cat", stdin=counted) as tool:
+            assert read_all(tool) == data_file.read_bytes()
+    assert counted.bytes == SIZE and len(calls) == 1

@@ -9,7 +9,8 @@ import threading
 import time
 
 from . import manifest as manifest_mod
-from .codecs import compress_reader, encrypt_reader, recipient_fingerprint, resolve_level, zstd_backend
+from .codecs import (compress_reader, encrypt_reader, recipient_fingerprint, resolve_level, resolve_threads,
+                     zstd_backend)
 from .errors import LifeboatError, SinkError
 from .naming import data_name, new_set_id, utcnow, validate_job
 from .streams import CHUNK, CountingReader, HashingReader, iter_chunks
@@ -70,6 +71,7 @@ def run_backup(source, repository, job, compression="zstd", compression_level=No
     validate_job(job)
     progress = progress or Progress()
     level = resolve_level(compression, compression_level)
+    threads = resolve_threads(threads)  # before the source is opened: a bad option costs no snapshot
     recipients = list((encryption or {}).get("age_recipients") or [])
     # Repositories are checked (reachable, bucket exists) while the source is checked and opened: on a
     # slow link or a cold client that costs no wall time. Nothing is written before both are known good.

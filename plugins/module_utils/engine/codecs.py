@@ -101,11 +101,16 @@ class _GzipDecompressReader(object):
             self._pending = chunk
 
 
-def compress_reader(source, algorithm, level, threads=0):
-    """Wrap `source` so that reading yields compressed bytes. `threads`: zstd workers, 0 = one per core."""
+def resolve_threads(threads):
+    """zstd worker threads: 0 = one per core (the default), 1 = single-threaded, N."""
     if threads is None or int(threads) < 0:
         raise ConfigError("compression_threads must be 0 (one per core) or more")
-    threads = int(threads)
+    return int(threads)
+
+
+def compress_reader(source, algorithm, level, threads=0):
+    """Wrap `source` so that reading yields compressed bytes. `threads`: see resolve_threads."""
+    threads = resolve_threads(threads)
     if algorithm == "none":
         return source
     if algorithm == "gzip":

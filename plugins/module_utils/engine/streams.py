@@ -85,14 +85,6 @@ class IterReader(object):
         return data
 
 
-def copy_stream(reader, writer, size=CHUNK):
-    total = 0
-    for chunk in iter_chunks(reader, size):
-        writer.write(chunk)
-        total += len(chunk)
-    return total
-
-
 def widen_pipe(fd, size=PIPE_SIZE):
     """Ask Linux for a larger pipe buffer: fewer wake-ups between a tool and its reader. Elsewhere, or when
     the limit is lower, the default stays and everything still works."""
@@ -146,12 +138,15 @@ def pump(source, out, size=CHUNK):
     Bytes that come from a file or pipe and go to a pipe are spliced by the kernel. The source is read
     once more at the end either way, so a tool behind it still gets its exit status checked."""
     total = 0
+    can_splice = HAS_SPLICE
     while True:
-        in_fd = splice_fd(source) if HAS_SPLICE else None
+        in_fd = splice_fd(source) if can_splice else None
         if in_fd is not None:
             out.flush()
             moved = _splice_all(in_fd, out.fileno(), size)
-            if moved is not None:
+            if moved is None:
+                can_splice = False  # these descriptors cannot be spliced: copy the rest, do not ask again
+            else:
                 total += moved
                 report_spliced(source, moved)
         chunk = source.read(size)

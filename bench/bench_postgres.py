@@ -1,8 +1,9 @@
 """PostgreSQL: lifeboat pg_dump_s3 (pg_dump -> zstd -> S3 multipart, row counts in the dump's snapshot) against
 the usual recipe `pg_dump -Fc | upload from stdin` (boto3 upload_fileobj), restic (pg_dump piped in, same S3)
 and borgmatic (its postgresql hook, local borg repository), same database, same S3 (moto);
-then restore: lifeboat with jobs 2 (download, verify, stage, pg_restore -j 2) against a plain pg_restore of a
-local archive. Prints a markdown section with wall times, ratios and peak memory.
+then restore: lifeboat with jobs 2 (download, verify, rows loaded by 2 sessions, post-data with 2 sessions) and
+jobs 1 (one streamed pg_restore) against a plain pg_restore (and -j 2) of a local archive. Before every restore
+the server is checkpointed, so no run pays for the previous run's dirty pages. Prints a markdown section with wall times, ratios and peak memory.
 
 Peak memory: /proc is polled every 50 ms and the RSS of the process and all its descendants (pg_dump, psql,
 pg_restore, zstd...) is summed; the table shows the largest sum seen. (wait4's ru_maxrss is not used: on Linux it
@@ -162,8 +163,12 @@ def main():
         archive = os.path.join(args.workdir, "plain.pgdump")
         subprocess.run([os.path.join(pg_bin, "pg_dump"), "-Fc", "-f", archive, "bench"], env=tcp_env, check=True)
 
-        def plain_restore(jobs):
+        def fresh_target():
             server.drop("restored")
+            server.sql("CHECKPOINT")
+
+        def plain_restore(jobs):
+            fresh_target()
             # createdb is part of the plain recipe too (lifeboat creates the database inside its timing)
             create = timed("createdb", [os.path.join(pg_bin, "createdb"), "restored"], env=tcp_env)
             argv = [os.path.join(pg_bin, "pg_restore"), "--exit-on-error", "-d", "restored", archive]
@@ -175,7 +180,7 @@ def main():
             return run
 
         def lifeboat_restore(jobs):
-            server.drop("restored")
+            fresh_target()
             scratch = os.path.join(args.workdir, "scratch")
             os.makedirs(scratch, exist_ok=True)
             run = timed("lifeboat pg_restore_s3 jobs %d (from S3)" % jobs,

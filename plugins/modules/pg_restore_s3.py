@@ -23,11 +23,13 @@ description:
     is kept as C(<database>_lbprev_<hex>) unless I(keep_previous=false).
   - I(tables) and I(schemas) restore only those objects with what depends on them (data, indexes, constraints,
     triggers, owned sequences); foreign keys to tables outside the selection are skipped.
-  - I(jobs) greater than 1 streams the schema and the data in one transaction (as with I(jobs=1)) while the decoded
-    archive is also written to a 0600 file in I(tmp_dir); once the data is in and the set's sha256 checked, the
-    indexes, constraints and triggers are built by C(pg_restore --section=post-data --jobs) from that file, and the
-    row counts are checked beside them. The file is removed afterwards. A piped C(pg_dump) archive has no data
-    offsets, so a fully parallel C(pg_restore --jobs) would have to scan it; post-data needs only its table of contents.
+  - I(jobs) greater than 1 loads the rows of every table through I(jobs) sessions, one large table included;
+    C(pg_restore) turns the data into a script whose C(COPY) blocks are cut at row boundaries and dealt to I(jobs)
+    C(psql) sessions. The schema comes first, from the head of the archive (its table of contents), which is staged
+    in a 0600 file in I(tmp_dir) on the way; once the data is in and the set's sha256 checked, the indexes,
+    constraints and triggers are built by C(pg_restore --section=post-data --jobs) from that file, and the row
+    counts are checked beside them. The file is removed afterwards. Each session commits on its own, so I(jobs)
+    greater than 1 restores only into a new database or with I(safe_swap) (both dropped again on failure).
   - In check mode the set is downloaded and verified and the server checked; no database is changed.
 author:
   - lifeboat.backup contributors (@lifeboat-backup)
@@ -61,11 +63,14 @@ options:
     elements: str
     default: []
   jobs:
-    description: Parallel sessions for the post-data step (indexes, constraints, triggers). Above 1 the decoded archive is also staged in I(tmp_dir).
+    description:
+      - Parallel sessions for the data (the rows of one table are shared out too) and for the post-data step
+        (indexes, constraints, triggers).
+      - Above 1 the head of the archive (its table of contents) is staged in I(tmp_dir).
     type: int
     default: 1
   tmp_dir:
-    description: Directory for the staged archive (I(jobs) above 1) and the restore list. Default is the system temporary directory.
+    description: Directory for the staged table of contents (I(jobs) above 1) and the restore list. Default is the system temporary directory.
     type: path
   keep_previous:
     description: With I(safe_swap), keep the replaced database as C(<database>_lbprev_<hex>). False drops it after a successful swap.

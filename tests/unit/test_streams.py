@@ -29,8 +29,8 @@ def spliced(monkeypatch):
     moved = []
     original = streams._splice_all
 
-    def spy(in_fd, out_fd, size):
-        count = original(in_fd, out_fd, size)
+    def spy(source, in_fd, out_fd, size):
+        count = original(source, in_fd, out_fd, size)
         moved.append(count)
         return count
     monkeypatch.setattr(streams, "_splice_all", spy)
@@ -135,3 +135,26 @@ def test_descriptors_that_cannot_be_spliced_are_copied_without_asking_again(data
         with ProcessReader(CAT, "cat", stdin=counted) as tool:
             assert read_all(tool) == data_file.read_bytes()
     assert counted.bytes == SIZE and len(calls) == 1
+
+
+def test_bytes_spliced_before_the_reader_hangs_up_are_still_counted(data_file):
+    """A tool that stops reading early (pg_restore --list reads only the table of contents): what was
+    spliced into it counts, so a later drain of the same reader sees the true total (the sha256 and size
+    checks of a restore depend on it)."""
+    head = [sys.executable, "-c", "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read(100000))"]
+    with open(str(data_file), "rb") as handle:
+        counted = CountingReader(handle)
+        with ProcessReader(head, "head", stdin=counted) as tool:
+            assert len(read_all(tool)) == 100000
+        read_all(counted)
+    assert counted.bytes == SIZE
+
+
+def test_an_unbuffered_tool_fills_each_read_but_holds_nothing_back():
+    producer = [sys.executable, "-c", "import sys, time\nfor _ in range(4):\n sys.stdout.buffer.write(b'z' * 1000)\n"
+                " sys.stdout.flush()\n time.sleep(0.05)"]
+    with ProcessReader(producer, "slow producer", buffered=False) as tool:
+        assert tool.read(3000) == b"z" * 3000  # several pipe reads make one full read
+        assert tool.splice_fd() is not None  # nothing sits in a Python buffer
+        assert tool.read(3000) == b"z" * 1000  # fewer bytes only at the end
+        assert tool.read(3000) == b""

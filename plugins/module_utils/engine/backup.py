@@ -88,6 +88,15 @@ def run_backup(source, repository, job, compression="zstd", compression_level=No
         with contextlib.ExitStack() as stack:
             progress.stage("dump")
             raw = stack.enter_context(source.open())
+            # The compressor (and encryptor) start on the first bytes while the repositories still answer.
+            counted = CountingReader(raw)
+            stream = compress_reader(counted, compression, level, threads)
+            if hasattr(stream, "close"):
+                stack.callback(stream.close)  # stops a compressor process if the run fails
+            if recipients:
+                stream = encrypt_reader(stream, recipients)
+                stack.callback(stream.close)
+            stored = HashingReader(stream)
             for preflight in preflights:
                 error = preflight.wait()
                 if error is not None:
@@ -100,14 +109,6 @@ def run_backup(source, repository, job, compression="zstd", compression_level=No
             if not writers:
                 raise SinkError("backup of job %s not written: %s" % (job, "; ".join(failures.values())),
                                 failures=failures)
-            counted = CountingReader(raw)
-            stream = compress_reader(counted, compression, level, threads)
-            if hasattr(stream, "close"):
-                stack.callback(stream.close)  # stops a compressor process if the run fails
-            if recipients:
-                stream = encrypt_reader(stream, recipients)
-                stack.callback(stream.close)
-            stored = HashingReader(stream)
             progress.stage("stream")
             for chunk in iter_chunks(stored, CHUNK):
                 for store_name in list(writers):

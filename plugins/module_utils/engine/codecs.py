@@ -12,7 +12,7 @@ import zlib
 
 from .errors import ConfigError, IntegrityError, ToolError
 from .process import ProcessReader
-from .streams import CHUNK
+from .streams import CHUNK, report_spliced, splice_fd
 
 try:
     import zstandard
@@ -140,6 +140,12 @@ class _ZstdErrors(object):
                 raise IntegrityError("zstd data is corrupted or truncated (%s)" % exc)
             raise
 
+    def splice_fd(self):
+        return splice_fd(self._reader)
+
+    def spliced(self, count):
+        report_spliced(self._reader, count)
+
     def close(self):
         close = getattr(self._reader, "close", None)
         if close:
@@ -153,7 +159,7 @@ def decompress_reader(source, algorithm):
         return _GzipDecompressReader(source)
     if zstd_backend() == "zstd cli":
         return _ZstdErrors(ProcessReader(["zstd", "-d", "-q", "-c", "--no-progress"], "zstd decompression",
-                                         stdin=source))
+                                         stdin=source, buffered=False))
     return _ZstdErrors(zstandard.ZstdDecompressor().stream_reader(
         source, read_size=CHUNK, read_across_frames=True, closefd=False))
 
@@ -184,7 +190,8 @@ def decrypt_reader(source, identity_file):
                           "identity (private key) file that matches one of its recipients")
     if not os.path.isfile(identity_file):
         raise ConfigError("encryption.age_identity_file %s does not exist" % identity_file)
-    return _AgeErrors(ProcessReader(["age", "--decrypt", "--identity", identity_file], "age decryption", stdin=source))
+    return _AgeErrors(ProcessReader(["age", "--decrypt", "--identity", identity_file], "age decryption", stdin=source,
+                                    buffered=False))
 
 
 class _AgeErrors(object):
@@ -199,6 +206,12 @@ class _AgeErrors(object):
                 raise ToolError("age decryption failed: the identity file does not match any recipient of "
                                 "this set; use the identity whose public key was in age_recipients")
             raise
+
+    def splice_fd(self):
+        return splice_fd(self._reader)
+
+    def spliced(self, count):
+        report_spliced(self._reader, count)
 
     def close(self):
         self._reader.close()

@@ -28,6 +28,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 from .errors import ConfigError, IntegrityError, LifeboatError, RestoreError, SourceError, ToolError
+from .postgres_load import ParallelCopyLoad
 from .process import ProcessReader, missing_tool_error, run_tool
 from .restore import find_set, open_set, set_result
 from .streams import CHUNK, iter_chunks, report_spliced, splice_fd
@@ -209,6 +210,13 @@ class Connection(object):
             argv.append(input_file)
         return argv
 
+    def script_argv(self, list_file=None, sections=()):
+        """pg_restore writing the archive it reads on stdin as an SQL script to stdout (no connection)."""
+        argv = [self.tool("pg_restore"), "--file=-"] + ["--section=%s" % section for section in sections]
+        if list_file:
+            argv.append("--use-list=%s" % list_file)
+        return argv
+
     def list_argv(self, input_file=None):
         argv = [self.tool("pg_restore"), "--list", "--verbose"]
         if input_file:
@@ -348,6 +356,12 @@ class ArchiveReader(object):
             return data
         return self._raw.read(size)
 
+    def splice_fd(self):
+        return None if self._buffer else splice_fd(self._raw)
+
+    def spliced(self, count):
+        report_spliced(self._raw, count)
+
 
 class _ConcatReader(object):
     def __init__(self, head, tail):
@@ -388,18 +402,33 @@ def list_archive(connection, archive, where):
             return b"".join(iter_chunks(proc)).decode("utf-8", "replace")
 
 
-class _TeeReader(object):
-    """Passes the archive through and writes a copy of every chunk to `handle`."""
+class _HeadStager(object):
+    """Passes the archive through and writes each chunk to `handle` (unbuffered) before handing it on, until
+    `stop()`: the file then holds at least what the next stage has read. pg_restore reads an archive's
+    whole table of contents before it writes anything, so once its output has begun the head staged so
+    far is enough for the schema steps (pre-data, post-data), which need no data blocks."""
 
     def __init__(self, reader, handle):
         self._reader = reader
         self._handle = handle
+        self._staging = True
+
+    def stop(self):
+        self._staging = False
 
     def read(self, size=CHUNK):
         data = self._reader.read(size)
-        if data:
-            self._handle.write(data)
+        if self._staging:
+            view = memoryview(data)
+            while view:  # an unbuffered file may take less than all in one write
+                view = view[self._handle.write(view):]
         return data
+
+    def splice_fd(self):
+        return None if self._staging else splice_fd(self._reader)
+
+    def spliced(self, count):
+        report_spliced(self._reader, count)
 
 
 # ---------------------------------------------------------------- backup source
@@ -845,30 +874,50 @@ class PostgresRestore(object):
                                % (self._where(), "; ".join(errors[:5])))
         return {"applied": True, "bytes": len(globals_sql)}
 
-    def _pg_restore(self, database, list_file=None, clean=False, sections=(), stage_to=None):
-        """Stream the set into pg_restore (one transaction) for `database`; with `stage_to` (an open file) the
-        archive is also written there on the way, for the parallel post-data step."""
+    def _pg_restore(self, database, list_file=None, clean=False):
+        """Stream the set into one pg_restore (one transaction) for `database`."""
         argv = self.connection.restore_argv(database, jobs=1, clean=clean, list_file=list_file,
-                                            no_owner=self.no_owner, sections=sections)
+                                            no_owner=self.no_owner)
         purpose = "pg_restore of %s into database %s" % (self._where(), database)
         with self._open() as reader:
             archive = ArchiveReader(reader, self._where())
-            if stage_to is not None:
-                archive = _TeeReader(archive, stage_to)
             with damage_reported_first(archive):
                 self._run_restore(ProcessReader(argv, purpose, stdin=archive, env=self.connection.env()), database)
             # pg_restore may stop before the end (a selection): read the rest so the sha256 check runs.
             for _chunk in iter_chunks(archive):
                 pass
 
-    def _pg_restore_post_data(self, database, list_file, staged):
-        """Indexes, constraints and triggers with `jobs` parallel sessions, from the verified staged archive
-        (post-data needs only its table of contents, so the missing data offsets of a piped dump cost nothing)."""
-        argv = self.connection.restore_argv(database, jobs=self.jobs, list_file=list_file, no_owner=self.no_owner,
-                                            input_file=staged, sections=("post-data",))
-        purpose = "pg_restore --section=post-data --jobs=%d of %s into database %s" % (
-            self.jobs, self._where(), database)
+    def _pg_restore_staged(self, database, list_file, staged, section, jobs=1):
+        """pg_restore of one section from the staged archive: pre-data in one transaction (the archive may
+        still be arriving, but its table of contents is in), or post-data (indexes, constraints, triggers)
+        with `jobs` sessions once the set is verified. Neither needs the data offsets a piped dump lacks."""
+        argv = self.connection.restore_argv(database, jobs=jobs, list_file=list_file, no_owner=self.no_owner,
+                                            input_file=staged, sections=(section,))
+        purpose = "pg_restore --section=%s%s of %s into database %s" % (
+            section, " --jobs=%d" % jobs if jobs > 1 else "", self._where(), database)
         self._run_restore(ProcessReader(argv, purpose, env=self.connection.env()), database)
+
+    def _load_parallel(self, database, list_file, staged, handle):
+        """The rows through `jobs` sessions (postgres_load). The archive's head is staged on the way; once
+        pg_restore's script reaches the data, staging stops and the schema (pre-data) is restored from it."""
+        argv = self.connection.script_argv(list_file=list_file, sections=("data",))
+        purpose = "pg_restore --section=data of %s (as a script)" % self._where()
+        with self._open() as reader:
+            archive = _HeadStager(ArchiveReader(reader, self._where()), handle)
+
+            def pre_data():
+                archive.stop()
+                self._pg_restore_staged(database, list_file, staged, "pre-data")
+            load = ParallelCopyLoad(self.connection.psql_argv(database), self.connection.env(), self.jobs,
+                                    before_data=pre_data, what="%s into database %s" % (self._where(), database))
+            with damage_reported_first(archive):
+                with ProcessReader(argv, purpose, stdin=archive, env=self.connection.env()) as script:
+                    try:
+                        load.run(script)
+                    except ToolError as exc:
+                        raise self._restore_failure(exc, script.stderr_tail(), database)
+            for _chunk in iter_chunks(archive):
+                pass
 
     def _run_restore(self, proc, database):
         with proc:
@@ -876,26 +925,29 @@ class PostgresRestore(object):
                 for _chunk in iter_chunks(proc):
                     pass
             except ToolError as exc:
-                if "not installed" in exc.msg:
-                    raise
-                tail = proc.stderr_tail()
-                if "could not execute query" not in tail and "connection to server" in tail:
-                    raise self.connection.explain(tail, database, "connect for pg_restore")
-                hint = ""
-                if re.search(r'role "[^"]*" does not exist', tail):
-                    hint = " (the dump's owners/grantees are missing here: restore_globals: true brings the roles " \
-                           "when the set has globals, or no_owner: true skips ownership and grants)"
-                raise RestoreError("pg_restore into database %s failed: %s%s"
-                                   % (database, tail[-1500:] or exc.msg, hint))
+                raise self._restore_failure(exc, proc.stderr_tail(), database)
+
+    def _restore_failure(self, exc, tail, database):
+        """A failed pg_restore explained: unreachable server, missing roles, or its own last words."""
+        if "not installed" in exc.msg:
+            return exc
+        if "could not execute query" not in tail and "connection to server" in tail:
+            return self.connection.explain(tail, database, "connect for pg_restore")
+        hint = ""
+        if re.search(r'role "[^"]*" does not exist', tail):
+            hint = " (the dump's owners/grantees are missing here: restore_globals: true brings the roles " \
+                   "when the set has globals, or no_owner: true skips ownership and grants)"
+        return RestoreError("pg_restore into database %s failed: %s%s" % (database, tail[-1500:] or exc.msg, hint))
 
     def _staging_file(self):
-        """A private (0600) file for the archive that the parallel post-data step reads."""
+        """A private (0600) file for the archive's head (its table of contents), read by the pre-data and
+        post-data steps."""
         fd, path = tempfile.mkstemp(prefix="lifeboat-pgrestore-", suffix=".pgdump", dir=self.tmp_dir)
-        return path, os.fdopen(fd, "wb")
+        return path, os.fdopen(fd, "wb", buffering=0)
 
     def _restore_data(self, target, list_file, mode, check=None):
-        """pg_restore into `target`: streamed in one transaction (jobs 1), or, with jobs, schema and data
-        streamed in one transaction while the archive is staged, then post-data with parallel sessions.
+        """pg_restore into `target`: streamed in one transaction (jobs 1), or, with jobs, the rows loaded by
+        `jobs` sessions, then post-data with `jobs` sessions from the staged head of the archive.
         `check` (row counts) runs once the data is in; with jobs, beside the index builds. Returns its result."""
         check = check or (lambda: None)
         if self.jobs <= 1:
@@ -905,14 +957,14 @@ class PostgresRestore(object):
         try:
             try:
                 with handle:
-                    self._pg_restore(target, list_file=list_file, sections=("pre-data", "data"), stage_to=handle)
+                    self._load_parallel(target, list_file, staged, handle)
             except OSError as exc:
-                raise RestoreError("staging the archive of %s in %s failed (%s); set tmp_dir to a filesystem with "
-                                   "room for the decompressed dump, or jobs: 1" % (
+                raise RestoreError("staging the head of the archive of %s in %s failed (%s); set tmp_dir to a "
+                                   "writable directory with room for the table of contents, or jobs: 1" % (
                                        self._where(), os.path.dirname(staged), exc.strerror or exc))
             with ThreadPoolExecutor(max_workers=1) as pool:
                 checked = pool.submit(check)
-                self._pg_restore_post_data(target, list_file, staged)
+                self._pg_restore_staged(target, list_file, staged, "post-data", jobs=self.jobs)
                 return checked.result()
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -23,8 +23,9 @@ class ProcessReader(object):
     it, raises, so a tool that dies after writing part of its output never passes for a good stream.
     Secrets go through `env` (never argv).
 
-    `buffered=False` makes `read` return what one read of the pipe gives (possibly fewer bytes than
-    asked), and lets a consumer splice the output straight to another tool at any point.
+    `buffered=False` reads straight from the pipe (as many reads as it takes to return `size` bytes, or
+    fewer only at the end), so nothing is ever held in a Python buffer and a consumer may splice the
+    output straight to another tool or file at any point.
     """
 
     def __init__(self, argv, purpose, stdin=None, env=None, cwd=None, ok_codes=(0,), buffered=True):
@@ -77,7 +78,17 @@ class ProcessReader(object):
 
     def read(self, size=CHUNK):
         self._read_any = True
-        data = self._proc.stdout.read(size if size and size > 0 else CHUNK)
+        size = size if size and size > 0 else CHUNK
+        data = self._proc.stdout.read(size)
+        if data and not self._buffered and len(data) < size:
+            parts, have = [data], len(data)
+            while have < size:
+                more = self._proc.stdout.read(size - have)
+                if not more:
+                    break
+                parts.append(more)
+                have += len(more)
+            data = b"".join(parts)
         if not data:
             self._finish()
         return data

@@ -1,10 +1,7 @@
 """A job's repository: the local directory, SFTP/FTP server and/or S3 bucket its sets are written to and read from."""
 
 from .errors import ConfigError
-from .ftp_repository import FtpRepository
 from .local_repository import LocalRepository
-from .s3_repository import S3Repository
-from .sftp_repository import SftpRepository
 
 S3_KEYS = ("bucket", "prefix", "endpoint_url", "region", "storage_class", "sse", "sse_kms_key_id", "access_key",
            "secret_key", "session_token", "multipart_chunk_size", "max_concurrency")
@@ -36,11 +33,15 @@ class Repository(object):
         stores = []
         if dest:
             stores.append(LocalRepository(dest))
+        # Remote stores are imported only when configured: paramiko and boto3 cost 0.1-0.2 s to load.
         if sftp:
+            from .sftp_repository import SftpRepository
             stores.append(SftpRepository(**_options("sftp", sftp, SFTP_KEYS)))
         if ftp:
+            from .ftp_repository import FtpRepository
             stores.append(FtpRepository(**_options("ftp", ftp, FTP_KEYS)))
         if s3:
+            from .s3_repository import S3Repository
             stores.append(S3Repository(**_options("s3", s3, S3_KEYS)))
         return cls(stores)
 

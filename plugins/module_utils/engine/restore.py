@@ -5,7 +5,7 @@ import contextlib
 from .catalog import locate
 from .codecs import decompress_reader, decrypt_reader
 from .errors import ConfigError, IntegrityError, LifeboatError
-from .streams import CHUNK, HashingReader, iter_chunks
+from .streams import CHUNK, HashingReader, iter_chunks, report_spliced, splice_fd
 
 
 def set_result(repository, job, backup_set):
@@ -51,6 +51,15 @@ class VerifiedReader(object):
         except LifeboatError as exc:
             self._error = exc
             raise
+
+    def splice_fd(self):
+        """The decoder's output may be spliced past this reader: `spliced` counts it, and the checks still run
+        on the read that finds the end (streams.pump always makes it)."""
+        return None if self._error is not None else splice_fd(self._decoded)
+
+    def spliced(self, count):
+        self.raw_bytes += count
+        report_spliced(self._decoded, count)
 
     def _read(self, size):
         try:

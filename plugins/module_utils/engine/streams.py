@@ -117,8 +117,9 @@ def report_spliced(reader, count):
         method(count)
 
 
-def _splice_all(in_fd, out_fd, size):
-    """Splice until end of input; None when the kernel cannot splice these descriptors (nothing moved)."""
+def _splice_all(source, in_fd, out_fd, size):
+    """Splice until end of input, reporting every move to `source` as it happens (so bytes moved before the
+    reader hangs up still count); None when the kernel cannot splice these descriptors (nothing moved)."""
     total = 0
     while True:
         try:
@@ -130,6 +131,7 @@ def _splice_all(in_fd, out_fd, size):
         if moved == 0:
             return total
         total += moved
+        report_spliced(source, moved)
 
 
 def pump(source, out, size=CHUNK):
@@ -143,12 +145,11 @@ def pump(source, out, size=CHUNK):
         in_fd = splice_fd(source) if can_splice else None
         if in_fd is not None:
             out.flush()
-            moved = _splice_all(in_fd, out.fileno(), size)
+            moved = _splice_all(source, in_fd, out.fileno(), size)
             if moved is None:
                 can_splice = False  # these descriptors cannot be spliced: copy the rest, do not ask again
             else:
                 total += moved
-                report_spliced(source, moved)
         chunk = source.read(size)
         if not chunk:
             return total

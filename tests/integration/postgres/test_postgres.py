@@ -145,6 +145,41 @@ def test_parallel_restore(ansible, postgres, bench_set, tmp_path):
     postgres.drop("par")
 
 
+AWKWARD_SQL = r"""
+CREATE TABLE awkward (id serial PRIMARY KEY, note text, raw bytea, doc jsonb, nothing text);
+INSERT INTO awkward (note, raw, doc, nothing)
+SELECT CASE g % 5 WHEN 0 THEN E'line one\n\\.\nline three' WHEN 1 THEN E'tab\there \\ back\\slash'
+                  WHEN 2 THEN E'\\.' WHEN 3 THEN 'üñí ☃ ' || repeat('x', g % 300) ELSE '' END,
+       decode(md5(g::text), 'hex'), jsonb_build_object('g', g, 's', E'a\nb'), NULL
+FROM generate_series(1, 40000) g;
+SELECT setval('awkward_id_seq', 123456);
+SELECT lo_from_bytea(0, convert_to(repeat('large object ', 5000), 'UTF8'));
+"""
+AWKWARD_FINGERPRINT = ("SELECT md5(string_agg(a::text, '|' ORDER BY id)) || ':' || count(*) || ':' || "
+                       "(SELECT last_value FROM awkward_id_seq) || ':' || "
+                       "(SELECT md5(string_agg(md5(lo_get(oid)), ',' ORDER BY oid)) FROM pg_largeobject_metadata) "
+                       "FROM awkward a")
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_awkward_values_survive_the_parallel_load(postgres, tmp_path, jobs):
+    """Rows are cut at line ends and dealt to `jobs` sessions: values with newlines, backslashes, a lone
+    backslash-dot, tabs, UTF-8, bytea, json and NULLs, a sequence value and a large object come back exact."""
+    if not postgres.exists("awkward"):
+        postgres.sql("CREATE DATABASE awkward OWNER %s" % USER)
+        postgres.sql("SET ROLE %s; %s" % (USER, AWKWARD_SQL), "awkward")
+    expected = postgres.sql(AWKWARD_FINGERPRINT, "awkward")
+    dest = str(tmp_path / "repo")
+    run_backup(PostgresSource(Connection(**postgres.login()), "awkward"), Repository.from_options(dest=dest), "awk")
+    out = engine_restore(dest, **dict(postgres.login(), job="awk", database="awkward_back", jobs=jobs,
+                                      tmp_dir=str(tmp_path)))
+    assert not out.get("failed"), out
+    assert out["verification"]["row_counts"] == {"public.awkward": 40000} and not out["verification"]["mismatches"]
+    assert postgres.sql(AWKWARD_FINGERPRINT, "awkward_back") == expected
+    assert postgres.sql("SELECT count(*) FROM pg_indexes WHERE tablename = 'awkward'", "awkward_back") == "1"
+    postgres.drop("awkward_back")
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_selected_tables(ansible, postgres, bench_set, jobs):
     """With jobs, schema and data stream in one transaction and the indexes come from the parallel post-data

@@ -1,0 +1,247 @@
+"""Parallel data load for pg_restore_s3 with jobs > 1: the rows of one table go through several sessions.
+
+`pg_restore -j` gives each table to one session, and it needs a seekable archive with data offsets, which
+a piped pg_dump never writes; most databases hold the bulk of their rows in one or two tables, so it loads
+on one core whatever `jobs` says. Here pg_restore turns the archive's data section into a script
+(`pg_restore --file=- --section=data`) and the COPY blocks in it are cut at row boundaries and dealt to
+`jobs` psql sessions in slices of about 1 MiB, so one table loads on every core the server has.
+
+The script holds a preamble (SET lines that fix client_encoding and friends, psql's \\restrict), then
+COPY blocks, sequence values and large objects. Every session starts with the preamble's settings, so it
+reads rows exactly as pg_restore would send them. Everything that is not a COPY row (sequence values,
+large objects, comments) goes to the first session, in order. A COPY block is
+`COPY <table> (<columns>) FROM stdin;`, one row per line, and the line `\\.`; a row can never be that line
+(the text format escapes backslashes), so cutting at newlines is exact.
+
+The sessions start only once `before_data` (the pre-data step: tables, types, sequences) has run, which
+happens when the script reaches its first COPY block: by then pg_restore has read the whole table of
+contents. Each session commits on its own, so this is only used for a database the restore created
+(a new database or a safe_swap side copy), which is dropped again when anything fails.
+"""
+
+import contextlib
+import re
+import subprocess
+import tempfile
+
+from .errors import RestoreError
+from .process import missing_tool_error
+from .streams import CHUNK, widen_pipe
+
+COPY_START = re.compile(rb"^COPY .+ FROM stdin;\n$")
+SETTING = re.compile(rb"^(SET |SELECT pg_catalog\.set_config\(|\\restrict )")
+END_OF_DATA = b"\\.\n"
+ROW_END_THEN_END_OF_DATA = b"\n\\.\n"
+DEAL = 1024 * 1024  # rows go to the sessions in slices of about this many bytes
+MAX_PENDING_STATEMENTS = 4 * 1024 * 1024  # script text held before the sessions start (large objects, no tables)
+STDERR_TAIL = 2000
+
+
+class CopySession(object):
+    """One psql reading a script on its stdin (output discarded, stderr kept for the message)."""
+
+    def __init__(self, argv, env, number):
+        self.number = number
+        self.copying = None  # the COPY line of the block this session is inside of
+        self._stderr = tempfile.TemporaryFile()
+        try:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                          stderr=self._stderr, env=env, close_fds=True, bufsize=0)
+        except FileNotFoundError:
+            self._stderr.close()
+            raise missing_tool_error(argv[0], "the parallel data load")
+        widen_pipe(self._proc.stdin.fileno())
+
+    def write(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[self._proc.stdin.write(view):]
+
+    def rows(self, copy_line, pieces):
+        if self.copying != copy_line:
+            self.write(copy_line)
+            self.copying = copy_line
+        for piece in pieces:
+            self.write(piece)
+
+    def end_block(self):
+        if self.copying is not None:
+            self.write(END_OF_DATA)
+            self.copying = None
+
+    def finish(self):
+        """Close stdin and wait: 0 when every statement succeeded (psql runs with ON_ERROR_STOP)."""
+        with contextlib.suppress(OSError):
+            self._proc.stdin.close()
+        return self._proc.wait()
+
+    def error(self):
+        try:
+            self._stderr.seek(0)
+            text = self._stderr.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            text = ""
+        return text[-STDERR_TAIL:]
+
+    def close(self):
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        for stream in (self._proc.stdin, self._stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+
+
+class ParallelCopyLoad(object):
+    """Reads pg_restore's data script and runs it through `jobs` psql sessions (see the module docstring).
+
+    `psql_argv` must connect to the target database with ON_ERROR_STOP; `before_data()` runs once, before
+    any session starts."""
+
+    def __init__(self, psql_argv, env, jobs, before_data, what="the data"):
+        self._argv = list(psql_argv)
+        self._env = env
+        self._jobs = max(1, int(jobs))
+        self._before_data = before_data
+        self._what = what
+        self._sessions = []
+        self._held = []  # script lines seen before the sessions started
+        self._held_size = 0
+        self._turn = 0
+        self._copy_line = None  # the COPY line of the block being read
+        self._pending = []  # rows of that block not dealt yet
+        self._pending_size = 0
+        self.rows_bytes = 0
+
+    # ---- sessions
+
+    def _start(self):
+        if self._sessions:
+            return
+        self._before_data()
+        settings = b"".join(line for line in self._held if SETTING.match(line))
+        for number in range(self._jobs):
+            self._sessions.append(CopySession(self._argv, self._env, number))
+        self._send(self._sessions[0], b"".join(self._held))
+        for session in self._sessions[1:]:
+            self._send(session, settings)
+        self._held = []
+
+    def _send(self, session, data):
+        try:
+            session.write(data)
+        except (BrokenPipeError, ValueError):
+            raise self._failure(session)
+
+    def _failure(self, session):
+        session.finish()
+        return RestoreError("loading %s failed in session %d of %d (psql): %s" % (
+            self._what, session.number + 1, len(self._sessions), session.error() or "it ended without a message"))
+
+    def _statement(self, line):
+        if self._sessions:
+            self._send(self._sessions[0], line)
+            return
+        self._held.append(line)
+        self._held_size += len(line)
+        if self._held_size > MAX_PENDING_STATEMENTS:
+            self._start()
+
+    def _rows(self, buf, start, end):
+        """Rows buf[start:end] (whole lines) held for dealing, cut into slices of about DEAL bytes."""
+        view = memoryview(buf)
+        while start < end:
+            room = DEAL - self._pending_size
+            cut = end if end - start <= room else buf.find(b"\n", start + max(room, 1) - 1, end) + 1
+            self._pending.append(view[start:cut])
+            self._pending_size += cut - start
+            start = cut
+            if self._pending_size >= DEAL:
+                self._deal()
+
+    def _deal(self):
+        """The rows held (views into the chunks read, not copies) to the next session in turn."""
+        if not self._pending:
+            return
+        session = self._sessions[self._turn]
+        self._turn = (self._turn + 1) % len(self._sessions)
+        self.rows_bytes += self._pending_size
+        pieces, self._pending, self._pending_size = self._pending, [], 0
+        try:
+            session.rows(self._copy_line, pieces)
+        except (BrokenPipeError, ValueError):
+            raise self._failure(session)
+
+    def _end_block(self):
+        for session in self._sessions:
+            try:
+                session.end_block()
+            except (BrokenPipeError, ValueError):
+                raise self._failure(session)
+
+    # ---- the script
+
+    def run(self, script):
+        """Read the whole script from `script` (a reader, e.g. pg_restore's stdout), load it, wait for every
+        session. Raises RestoreError naming the session's error when one fails."""
+        try:
+            self._run(script)
+            self._start()  # a script without COPY blocks still gets its pre-data step and statements
+            failed = [session for session in self._sessions if session.finish() != 0]
+            if failed:
+                raise self._failure(failed[0])
+        finally:
+            for session in self._sessions:
+                session.close()
+
+    def _run(self, script):
+        carry = []  # the start of a line that goes on in the next chunk
+        while True:
+            chunk = script.read(CHUNK)
+            if not chunk:
+                break
+            last = chunk.rfind(b"\n")
+            if last < 0:  # a line longer than a chunk (a large value)
+                carry.append(chunk)
+                continue
+            start = 0
+            if carry:
+                start = chunk.find(b"\n") + 1
+                line = b"".join(carry) + chunk[:start]
+                carry = []
+                self._feed(line, 0, len(line))
+            self._feed(chunk, start, last + 1)
+            if last + 1 < len(chunk):
+                carry.append(chunk[last + 1:])
+        if self._copy_line is not None:
+            raise RestoreError("the data script of %s ended inside the rows of %s: the archive is damaged; restore "
+                               "another set" % (self._what, self._copy_line.decode("utf-8", "replace").strip()))
+        if carry:
+            self._statement(b"".join(carry))
+
+    def _feed(self, buf, pos, end):
+        """Whole lines buf[pos:end] (pos at a line start, buf[end - 1] a newline), without copying rows."""
+        while pos < end:
+            if self._copy_line is None:
+                newline = buf.find(b"\n", pos, end)
+                line = buf[pos:newline + 1]
+                pos = newline + 1
+                if COPY_START.match(line):
+                    self._start()
+                    self._copy_line = line
+                else:
+                    self._statement(line)
+                continue
+            if buf.startswith(END_OF_DATA, pos, end):
+                rows_end = pos
+            else:
+                mark = buf.find(ROW_END_THEN_END_OF_DATA, pos, end)
+                rows_end = mark + 1 if mark >= 0 else end
+            if rows_end > pos:
+                self._rows(buf, pos, rows_end)
+            if rows_end == end:
+                return  # the block goes on in the next chunk
+            self._deal()
+            self._end_block()
+            self._copy_line = None
+            pos = rows_end + len(END_OF_DATA)

@@ -1,0 +1,134 @@
+"""postgres_load: pg_restore's data script cut at row boundaries and dealt to several sessions (fake psql
+processes that record what they were sent; the real thing runs in tests/integration/postgres)."""
+
+import os
+import random
+import sys
+
+import pytest
+
+from engine import postgres_load
+from engine.errors import RestoreError
+from engine.postgres_load import ParallelCopyLoad
+
+# A stand-in for psql: records its stdin in <dir>/<pid>; "FAIL-NOW" in the input makes it fail at once,
+# like psql with ON_ERROR_STOP on a bad row.
+FAKE_PSQL = r"""
+import os, sys
+out = os.path.join(sys.argv[1], str(os.getpid()))
+with open(out, "wb") as handle:
+    while True:
+        chunk = sys.stdin.buffer.read(65536)
+        if not chunk:
+            break
+        handle.write(chunk)
+        if b"FAIL-NOW" in chunk:
+            sys.stderr.write("ERROR:  invalid input syntax for type integer: \"FAIL-NOW\"\n")
+            sys.exit(3)
+"""
+
+PREAMBLE = (b"--\n-- PostgreSQL database dump\n--\n\n\\restrict k3y\n\nSET statement_timeout = 0;\n"
+            b"SET client_encoding = 'UTF8';\nSELECT pg_catalog.set_config('search_path', '', false);\n\n")
+BIG = b"COPY public.big (id, note) FROM stdin;\n"
+SMALL = b"COPY public.small (id) FROM stdin;\n"
+
+
+def rows(count, width):
+    # COPY text format: tabs, escaped backslashes and newlines inside values, lines of varied length
+    return [b"%d\tline \\\\ with \\n escapes %s" % (index, b"x" * (index * 7919 % width)) for index in range(count)]
+
+
+def script(big_rows, small_rows):
+    return (PREAMBLE + b"--\n-- Data for Name: big; Type: TABLE DATA\n--\n\n" + BIG + b"\n".join(big_rows) + b"\n\\.\n\n\n"
+            + b"SELECT pg_catalog.setval('public.big_id_seq', 42, true);\n\n" + SMALL
+            + b"".join(row + b"\n" for row in small_rows) + b"\\.\n\n\\unrestrict k3y\n\n")
+
+
+class ChoppedReader(object):
+    """Gives the script back in pieces of random size (never what was asked), like a pipe does."""
+
+    def __init__(self, data, seed=7):
+        self._data = data
+        self._pos = 0
+        self._random = random.Random(seed)
+
+    def read(self, size):
+        piece = self._random.choice([1, 2, 3, 5, 4096, 65537, size])
+        data = self._data[self._pos:self._pos + min(piece, size)]
+        self._pos += len(data)
+        return data
+
+
+def recorded(directory):
+    return [open(os.path.join(directory, name), "rb").read() for name in sorted(os.listdir(directory))]
+
+
+def blocks(text, copy_line):
+    """Row lists of each COPY block for `copy_line` in one session's input."""
+    found = []
+    for part in text.split(copy_line)[1:]:
+        body = part.split(b"\\.\n", 1)[0]
+        found.append(body.splitlines())
+    return found
+
+
+def make_load(tmp_path, jobs, events):
+    out = tmp_path / "sessions"
+    out.mkdir(exist_ok=True)
+
+    def before_data():
+        events.append(("pre-data", len(os.listdir(str(out)))))
+    return ParallelCopyLoad([sys.executable, "-c", FAKE_PSQL, str(out)], dict(os.environ), jobs, before_data), out
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_rows_are_dealt_at_row_boundaries_and_statements_stay_in_order(tmp_path, monkeypatch, jobs):
+    monkeypatch.setattr(postgres_load, "DEAL", 64 * 1024)  # several slices from a small script
+    big, small = rows(6000, 300), rows(3, 10)
+    events = []
+    load, out = make_load(tmp_path, jobs, events)
+    load.run(ChoppedReader(script(big, small)))
+    assert events == [("pre-data", 0)]  # the schema came first, before any session started
+    sessions = recorded(str(out))
+    assert len(sessions) == jobs
+    dealt = [row for text in sessions for block in blocks(text, BIG) for row in block]
+    assert sorted(dealt) == sorted(big)  # every row exactly once, none cut or merged
+    assert sorted(row for text in sessions for block in blocks(text, SMALL) for row in block) == sorted(small)
+    if jobs > 1:
+        assert all(blocks(text, BIG) for text in sessions)  # the big table really loaded in every session
+    first = [text for text in sessions if b"setval" in text]
+    assert len(first) == 1 and b"\\unrestrict k3y" in first[0] and b"-- Data for Name: big" in first[0]
+    assert first[0].index(b"setval") < first[0].index(b"\\unrestrict")
+    for text in sessions:
+        # every session reads rows with the dump's settings, under psql's \restrict
+        assert text.startswith(b"\\restrict k3y\n") or text.startswith(b"--")
+        assert b"SET client_encoding = 'UTF8';\n" in text and text.index(b"client_encoding") < text.find(b"COPY")
+        assert text.count(b"\\.\n") == text.count(b"COPY ")
+    assert load.rows_bytes == sum(len(row) + 1 for row in big + small)
+
+
+def test_a_script_without_rows_still_gets_its_schema_and_statements(tmp_path):
+    events = []
+    load, out = make_load(tmp_path, 2, events)
+    text = PREAMBLE + b"SELECT pg_catalog.setval('public.s', 1, false);\n"
+    load.run(ChoppedReader(text))
+    assert events == [("pre-data", 0)]
+    sessions = recorded(str(out))
+    assert sum(b"setval" in session for session in sessions) == 1
+
+
+def test_a_failing_session_fails_the_load_with_its_message(tmp_path):
+    load, _out = make_load(tmp_path, 2, [])
+    big = rows(3000, 300)
+    big[2500] = b"FAIL-NOW\tx"
+    with pytest.raises(RestoreError) as raised:
+        load.run(ChoppedReader(script(big, [])))
+    assert "session" in raised.value.msg and 'invalid input syntax for type integer: "FAIL-NOW"' in raised.value.msg
+
+
+def test_a_script_that_ends_inside_rows_is_refused(tmp_path):
+    load, _out = make_load(tmp_path, 2, [])
+    text = script(rows(100, 50), [])
+    with pytest.raises(RestoreError) as raised:
+        load.run(ChoppedReader(text[:text.index(b"\\.\n")]))
+    assert "ended inside the rows of COPY public.big" in raised.value.msg

@@ -149,15 +149,16 @@ def main():
                        PGUSER=fixture.USER)
 
         repeat = args.repeat
-        bucket = moto.new_bucket("pgrecipe")
-        recipe = median_run(lambda: timed("pg_dump -Fc piped to upload_fileobj", [os.path.join(pg_bin, "pg_dump"),
-                                                                                  "-Fc", "bench"],
-                                          env=tcp_env, pipe_to=[sys.executable, "-c", UPLOAD, moto.url, bucket]), repeat)
-        recipe_size = moto.client().head_object(Bucket=bucket, Key="recipe/bench.pgdump")["ContentLength"]
-
-        bucket = moto.new_bucket("pglifeboat")
-        lifeboat = median_run(lambda: timed("lifeboat pg_dump_s3", [sys.executable, "-c", LIFEBOAT_DUMP, ENGINE_PATH,
-                                                                    options_json, bucket, moto.url]), repeat)
+        recipe_bucket, bucket = moto.new_bucket("pgrecipe"), moto.new_bucket("pglifeboat")
+        dumps = [[], []]
+        for _index in range(max(1, repeat)):  # interleaved, like the restores below
+            dumps[0].append(timed("pg_dump -Fc piped to upload_fileobj", [os.path.join(pg_bin, "pg_dump"), "-Fc",
+                                                                         "bench"],
+                                  env=tcp_env, pipe_to=[sys.executable, "-c", UPLOAD, moto.url, recipe_bucket]))
+            dumps[1].append(timed("lifeboat pg_dump_s3", [sys.executable, "-c", LIFEBOAT_DUMP, ENGINE_PATH,
+                                                          options_json, bucket, moto.url]))
+        recipe, lifeboat = [median_run(iter(runs).__next__, len(runs)) for runs in dumps]
+        recipe_size = moto.client().head_object(Bucket=recipe_bucket, Key="recipe/bench.pgdump")["ContentLength"]
         stored, raw = (int(x) for x in lifeboat.output.split())
 
         archive = os.path.join(args.workdir, "plain.pgdump")
@@ -212,7 +213,7 @@ def main():
     print("## PostgreSQL dump to S3 and restore, pgbench scale %d (%.2f GB database)\n" % (args.scale, db_size / 1e9))
     print("%s, %d cores, Python %s, PostgreSQL 15, S3 = moto on 127.0.0.1. lifeboat: pg_dump --compress=0 then zstd "
           "level 3, exact row counts in the dump's snapshot; recipe: pg_dump's built-in zlib. Seconds are the median "
-          "of %d runs (peer tools: one run); restores of each kind are interleaved.\n" % (
+          "of %d runs (peer tools: one run); dumps and restores of each kind are interleaved.\n" % (
               platform.platform(terse=True), os.cpu_count(), platform.python_version(), args.repeat))
     print(table(rows, ["run", "seconds", "peak RSS MiB (process tree)"]))
     print()

@@ -33,11 +33,14 @@ def main():
     parser.add_argument("--sqlite-mb", type=int, default=1024)
     parser.add_argument("--pg-scale", type=int, default=70)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure, median shown (default 5: single "
+                                                              "runs on a shared 2-core machine vary by 10-30%%)")
     parser.add_argument("--output", default=DOC, help="file to write, or - for stdout only")
     args = parser.parse_args()
     sections = []
-    runs = [("sqlite", ["bench_sqlite.py", "--size-mb", str(args.sqlite_mb)]),
-            ("postgres", ["bench_postgres.py", "--scale", str(args.pg_scale)])]
+    repeat = ["--repeat", str(args.repeat)]
+    runs = [("sqlite", ["bench_sqlite.py", "--size-mb", str(args.sqlite_mb)] + repeat),
+            ("postgres", ["bench_postgres.py", "--scale", str(args.pg_scale)] + repeat)]
     for name, argv in runs:
         if args.only and name != args.only:
             continue

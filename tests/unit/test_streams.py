@@ -158,3 +158,18 @@ def test_an_unbuffered_tool_fills_each_read_but_holds_nothing_back():
         assert tool.splice_fd() is not None  # nothing sits in a Python buffer
         assert tool.read(3000) == b"z" * 1000  # fewer bytes only at the end
         assert tool.read(3000) == b""
+
+
+def test_tool_into_file_is_spliced_and_counted(tmp_path, spliced):
+    """How a restore writes a decompressed set into its staging file."""
+    producer = [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'cd' * %d)" % (SIZE // 2)]
+    target = tmp_path / "out.bin"
+    with ProcessReader(producer, "producer", buffered=False) as upstream:
+        counted = CountingReader(upstream)
+        with open(str(target), "wb") as handle:
+            handle.write(b"head")  # what Python wrote first stays first
+            assert streams.pump(counted, handle) == SIZE // 2 * 2
+    assert target.read_bytes() == b"head" + b"cd" * (SIZE // 2)
+    assert counted.bytes == SIZE // 2 * 2 and upstream.returncode == 0
+    if streams.HAS_SPLICE:
+        assert sum(c for c in spliced if c) == SIZE // 2 * 2

@@ -250,10 +250,6 @@ class Connection(object):
         text = run_tool([self.tool(name), "--version"], "checking the %s version" % name, timeout=60)
         return text.strip()
 
-    def database_exists(self, database):
-        return self.query("SELECT 1 FROM pg_database WHERE datname = %s" % quote_literal(database),
-                          doing="look up database %s" % database).strip() == "1"
-
 
 UNREACHABLE = ("connection refused", "could not connect", "no such file or directory", "could not translate host name",
                "timeout expired", "network is unreachable", "server closed the connection")
@@ -991,13 +987,10 @@ class PostgresRestore(object):
     # ---- the run
 
     def run(self, check_mode=False):
-        self.backup_set = find_set(self.repository, self.job, KIND, self.backup, self.before)
+        server, restore_tool = self._look_up()
         result = {"backup": set_result(self.repository, self.job, self.backup_set), "restored_to": self.database,
                   "previous": None}
-        version = self.connection.query_json(
-            "SELECT json_build_object('server_version', current_setting('server_version'))", doing="connect")
-        exists = self.connection.database_exists(self.database)
-        if not exists:
+        if not server["exists"]:
             mode = "create"
         elif self.safe_swap:
             mode = "safe_swap"
@@ -1016,8 +1009,8 @@ class PostgresRestore(object):
             raise ConfigError("%s has no globals (it was made without globals: true); set restore_globals: false"
                               % self._where())
         result["mode"] = mode
-        result["server_version"] = version["server_version"]
-        result["pg_restore_version"] = self.connection.tool_version("pg_restore")
+        result["server_version"] = server["server_version"]
+        result["pg_restore_version"] = restore_tool
         if check_mode:
             self._verify_stored()
             result["verification"] = {"sha256": "ok"}
@@ -1077,6 +1070,24 @@ class PostgresRestore(object):
             if list_file:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(list_file)
+
+    def _look_up(self):
+        """Find the set, reach the server and check pg_restore side by side (a cold S3 client and a psql login
+        take about as long as each other). A missing set is reported first, as when they ran in turn.
+        Returns ({'server_version', 'exists'}, pg_restore's version)."""
+        sql = "SELECT json_build_object('server_version', current_setting('server_version'), 'exists', EXISTS (" \
+              "SELECT 1 FROM pg_database WHERE datname = %s))" % quote_literal(self.database)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            located = pool.submit(find_set, self.repository, self.job, KIND, self.backup, self.before)
+            restore_tool = pool.submit(self.connection.tool_version, "pg_restore")
+            try:
+                server, failure = self.connection.query_json(sql, doing="connect"), None
+            except LifeboatError as exc:
+                server, failure = None, exc
+            self.backup_set = located.result()
+            if failure is not None:
+                raise failure
+            return server, restore_tool.result()
 
     def _swap(self, side):
         """Rename live -> previous and side -> live in one transaction: all or nothing."""

@@ -5,7 +5,7 @@ import contextlib
 from .catalog import locate
 from .codecs import decompress_reader, decrypt_reader
 from .errors import ConfigError, IntegrityError, LifeboatError
-from .streams import CHUNK, HashingReader, iter_chunks, report_spliced, splice_fd
+from .streams import CHUNK, HashingReader, iter_chunks, pump, report_spliced, splice_fd
 
 
 def set_result(repository, job, backup_set):
@@ -117,10 +117,7 @@ def open_set(repository, job, backup_set, identity_file=None):
 
 
 def fetch_to_file(repository, job, backup_set, handle, identity_file=None):
-    """Write the set's raw data into an open binary file; returns bytes written. Raises on any mismatch."""
-    total = 0
+    """Write the set's raw data into an open binary file; returns bytes written. Raises on any mismatch.
+    The decompressor's output is spliced into the file (the sha256 is of the stored bytes, read before it)."""
     with open_set(repository, job, backup_set, identity_file) as reader:
-        for chunk in iter_chunks(reader):
-            handle.write(chunk)
-            total += len(chunk)
-    return total
+        return pump(reader, handle)

@@ -134,18 +134,28 @@ def _splice_all(source, in_fd, out_fd, size):
         report_spliced(source, moved)
 
 
+def _fileno(handle):
+    """The descriptor behind a file object, or None (an in-memory buffer has none)."""
+    try:
+        return handle.fileno()
+    except (AttributeError, io.UnsupportedOperation, ValueError):
+        return None
+
+
 def pump(source, out, size=CHUNK):
     """Copy everything `source` yields into the binary file `out`; returns the number of bytes.
 
-    Bytes that come from a file or pipe and go to a pipe are spliced by the kernel. The source is read
-    once more at the end either way, so a tool behind it still gets its exit status checked."""
+    Bytes that come from a file or pipe and go to a pipe, or from a pipe to a file, are spliced by the
+    kernel. The source is read once more at the end either way, so a tool behind it still gets its exit
+    status checked."""
     total = 0
-    can_splice = HAS_SPLICE
+    out_fd = _fileno(out) if HAS_SPLICE else None
+    can_splice = out_fd is not None
     while True:
         in_fd = splice_fd(source) if can_splice else None
         if in_fd is not None:
             out.flush()
-            moved = _splice_all(source, in_fd, out.fileno(), size)
+            moved = _splice_all(source, in_fd, out_fd, size)
             if moved is None:
                 can_splice = False  # these descriptors cannot be spliced: copy the rest, do not ask again
             else:

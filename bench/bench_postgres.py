@@ -152,8 +152,8 @@ def main():
         recipe_bucket, bucket = moto.new_bucket("pgrecipe"), moto.new_bucket("pglifeboat")
         dumps = [[], []]
         for _index in range(max(1, repeat)):  # interleaved, like the restores below
-            dumps[0].append(timed("pg_dump -Fc piped to upload_fileobj", [os.path.join(pg_bin, "pg_dump"), "-Fc",
-                                                                         "bench"],
+            dumps[0].append(timed("pg_dump -Fc piped to upload_fileobj",
+                                  [os.path.join(pg_bin, "pg_dump"), "-Fc", "bench"],
                                   env=tcp_env, pipe_to=[sys.executable, "-c", UPLOAD, moto.url, recipe_bucket]))
             dumps[1].append(timed("lifeboat pg_dump_s3", [sys.executable, "-c", LIFEBOAT_DUMP, ENGINE_PATH,
                                                           options_json, bucket, moto.url]))

@@ -25,6 +25,10 @@ with open(out, "wb") as handle:
         if b"FAIL-NOW" in chunk:
             sys.stderr.write("ERROR:  invalid input syntax for type integer: \"FAIL-NOW\"\n")
             sys.exit(3)
+# psql's command tags: COPY <rows> for each block it was sent
+text = open(out, "rb").read()
+for part in text.split(b" FROM stdin;\n")[1:]:
+    sys.stdout.write("SET\n\nCOPY %d\n" % len(part.split(b"\\.\n", 1)[0].splitlines()))
 """
 
 PREAMBLE = (b"--\n-- PostgreSQL database dump\n--\n\n\\restrict k3y\n\nSET statement_timeout = 0;\n"
@@ -105,6 +109,21 @@ def test_rows_are_dealt_at_row_boundaries_and_statements_stay_in_order(tmp_path,
         assert b"SET client_encoding = 'UTF8';\n" in text and text.index(b"client_encoding") < text.find(b"COPY")
         assert text.count(b"\\.\n") == text.count(b"COPY ")
     assert load.rows_bytes == sum(len(row) + 1 for row in big + small)
+    assert load.row_counts() == {"public.big": 6000, "public.small": 3}
+
+
+def test_row_counts_come_from_the_copy_tags_per_table(tmp_path):
+    load, _out = make_load(tmp_path, 2, [])
+    empty = b'COPY "My Schema"."Odd ""name""" (id) FROM stdin;\n\\.\n'
+    load.run(ChoppedReader(script(rows(2000, 100), rows(5, 5)) + empty))
+    assert load.row_counts() == {"public.big": 2000, "public.small": 5, 'My Schema.Odd "name"': 0}
+
+
+def test_table_names_are_unquoted_like_the_manifest_names_them():
+    assert postgres_load.table_of(b"COPY public.accounts (aid) FROM stdin;\n") == "public.accounts"
+    assert postgres_load.table_of(b'COPY "Sales"."a.b" (x) FROM stdin;\n') == "Sales.a.b"
+    assert postgres_load.table_of(b'COPY public."user" (x) FROM stdin;\n') == "public.user"
+    assert postgres_load.table_of("COPY s.\"ünï\" (x) FROM stdin;\n".encode("utf-8")) == "s.ünï"
 
 
 def test_a_script_without_rows_still_gets_its_schema_and_statements(tmp_path):

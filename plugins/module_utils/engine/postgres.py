@@ -65,6 +65,12 @@ WHERE c.relkind IN ('r', 'p')
                   AND d.deptype = 'e')
 """.strip()
 
+# Appended to ROW_COUNTS_SQL after a parallel load: count only what the COPY tags cannot tell (a parent's
+# count(*) includes its children's rows) and the tables the load did not report (their names go in %s).
+COUNT_ONLY_PARENTS_AND = """
+  AND (c.relkind = 'p' OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid)
+       OR NOT (n.nspname || '.' || c.relname) = ANY (ARRAY[%s]::text[]))"""
+
 SERVER_SQL = """
 SELECT json_build_object('server_version', current_setting('server_version'),
                          'server_version_num', current_setting('server_version_num')::int,
@@ -173,9 +179,11 @@ class Connection(object):
 
     # ---- argument lists (pure: unit-tested)
 
-    def psql_argv(self, database, *extra):
-        return [self.tool("psql"), "-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                "-d", self.conninfo(database)] + list(extra)
+    def psql_argv(self, database, *extra, **options):
+        """psql in a script-friendly shape; `quiet=False` keeps the command tags (`COPY <n>`)."""
+        quiet = ["-q"] if options.get("quiet", True) else []
+        return [self.tool("psql"), "-X", "-w"] + quiet + ["-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                                          "-d", self.conninfo(database)] + list(extra)
 
     def dump_argv(self, database, snapshot=None, extra=()):
         # --compress=0: the pipeline compresses (zstd by default); compressing twice only costs CPU.
@@ -904,7 +912,7 @@ class PostgresRestore(object):
             def pre_data():
                 archive.stop()
                 self._pg_restore_staged(database, list_file, staged, "pre-data")
-            load = ParallelCopyLoad(self.connection.psql_argv(database), self.connection.env(), self.jobs,
+            load = ParallelCopyLoad(self.connection.psql_argv(database, quiet=False), self.connection.env(), self.jobs,
                                     before_data=pre_data, what="%s into database %s" % (self._where(), database))
             with damage_reported_first(archive):
                 with ProcessReader(argv, purpose, stdin=archive, env=self.connection.env()) as script:
@@ -914,6 +922,7 @@ class PostgresRestore(object):
                         raise self._restore_failure(exc, script.stderr_tail(), database)
             for _chunk in iter_chunks(archive):
                 pass
+        return load.row_counts()
 
     def _run_restore(self, proc, database):
         with proc:
@@ -944,8 +953,9 @@ class PostgresRestore(object):
     def _restore_data(self, target, list_file, mode, check=None):
         """pg_restore into `target`: streamed in one transaction (jobs 1), or, with jobs, the rows loaded by
         `jobs` sessions, then post-data with `jobs` sessions from the staged head of the archive.
-        `check` (row counts) runs once the data is in; with jobs, beside the index builds. Returns its result."""
-        check = check or (lambda: None)
+        `check(loaded)` (row counts) runs once the data is in; with jobs, beside the index builds and given the
+        rows each COPY reported. Returns its result."""
+        check = check or (lambda loaded=None: None)
         if self.jobs <= 1:
             self._pg_restore(target, list_file=list_file, clean=(mode == "clean"))
             return check()
@@ -953,30 +963,41 @@ class PostgresRestore(object):
         try:
             try:
                 with handle:
-                    self._load_parallel(target, list_file, staged, handle)
+                    loaded = self._load_parallel(target, list_file, staged, handle)
             except OSError as exc:
                 raise RestoreError("staging the head of the archive of %s in %s failed (%s); set tmp_dir to a "
                                    "writable directory with room for the table of contents, or jobs: 1" % (
                                        self._where(), os.path.dirname(staged), exc.strerror or exc))
             with ThreadPoolExecutor(max_workers=1) as pool:
-                checked = pool.submit(check)
+                checked = pool.submit(check, loaded)
                 self._pg_restore_staged(target, list_file, staged, "post-data", jobs=self.jobs)
                 return checked.result()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(staged)
 
-    def _counts(self, database, tables=None):
-        counts = self.connection.query_json(ROW_COUNTS_SQL, database, "count rows in %s" % database) or {}
-        counts = {key: int(value) for key, value in counts.items()}
+    def _counts(self, database, tables=None, loaded=None):
+        """Row counts of the restored tables against the manifest's. `loaded` ({'schema.table': rows} that the
+        server reported for each COPY of a parallel load) spares the count(*) scans: only partitioned and
+        inheritance parents, whose count(*) includes their children's rows, and tables the load did not see,
+        are counted."""
+        sql, method = ROW_COUNTS_SQL, "count(*) of every table"
+        if loaded is not None:
+            sql = ROW_COUNTS_SQL + COUNT_ONLY_PARENTS_AND % ", ".join(quote_literal(name) for name in sorted(loaded))
+            method = "rows reported by each COPY of the load (count(*) for partitioned and inheritance parents)"
+        counts = self.connection.query_json(sql, database, "count rows in %s" % database) or {}
+        counted = counts
+        counts = dict(loaded or {})
+        counts.update((key, int(value)) for key, value in counted.items())
         expected = (self.backup_set.manifest.get("verification") or {}).get("row_counts")
         if expected is None:
-            return {"row_counts": counts, "row_counts_checked": False}
+            return {"row_counts": counts, "row_counts_checked": False, "row_counts_method": method}
         if tables is not None:
             expected = {key: value for key, value in expected.items() if key in tables}
         mismatches = {key: {"expected": value, "restored": counts.get(key)} for key, value in expected.items()
                       if counts.get(key) != value}
         return {"row_counts": {key: counts.get(key) for key in sorted(expected)}, "row_counts_checked": True,
+                "row_counts_method": method,
                 "mismatches": mismatches}
 
     def _sessions(self, database):
@@ -1039,10 +1060,11 @@ class PostgresRestore(object):
                 result["tables"] = selected_tables
             if mode in ("create", "safe_swap"):
                 self._create(target)
+
+            def check(loaded=None):
+                return self._counts(target, selected_tables, loaded) if self.verify else None
             try:
-                counts = self._restore_data(target, list_file, mode,
-                                            check=(lambda: self._counts(target, selected_tables)) if self.verify
-                                            else None)
+                counts = self._restore_data(target, list_file, mode, check=check)
             except RestoreError as exc:
                 exc.msg += {"create": "; the new database %s was dropped again" % target,
                             "clean": "; the restore ran in one transaction, so %s is as it was" % target,

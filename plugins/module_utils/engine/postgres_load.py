@@ -30,6 +30,9 @@ from .streams import CHUNK, widen_pipe
 
 COPY_START = re.compile(rb"^COPY .+ FROM stdin;\n$")
 SETTING = re.compile(rb"^(SET |SELECT pg_catalog\.set_config\(|\\restrict )")
+COPY_TAG = re.compile(rb"^COPY (\d+)$", re.M)
+COPY_TABLE = re.compile(rb'^COPY (?:ONLY )?((?:"(?:[^"]|"")+"|[^".\s]+)\.(?:"(?:[^"]|"")+"|[^".\s]+)) ')
+IDENTIFIER = re.compile(rb'"((?:[^"]|"")+)"|([^".]+)')
 END_OF_DATA = b"\\.\n"
 ROW_END_THEN_END_OF_DATA = b"\n\\.\n"
 DEAL = 1024 * 1024  # rows go to the sessions in slices of about this many bytes
@@ -37,17 +40,30 @@ MAX_PENDING_STATEMENTS = 4 * 1024 * 1024  # script text held before the sessions
 STDERR_TAIL = 2000
 
 
+def table_of(copy_line):
+    """'COPY public."Order" (...) FROM stdin;' -> 'public.Order' (the form the manifest's row counts use)."""
+    match = COPY_TABLE.match(copy_line)
+    if not match:
+        return None
+    parts = [(quoted.replace(b'""', b'"') if quoted else plain)
+             for quoted, plain in IDENTIFIER.findall(match.group(1))]
+    return b".".join(parts).decode("utf-8", "replace")
+
+
 class CopySession(object):
-    """One psql reading a script on its stdin (output discarded, stderr kept for the message)."""
+    """One psql reading a script on its stdin; its output (the `COPY <n>` tags) and stderr are kept."""
 
     def __init__(self, argv, env, number):
         self.number = number
         self.copying = None  # the COPY line of the block this session is inside of
+        self.blocks = []  # the COPY lines of every block it was sent, in order
+        self._stdout = tempfile.TemporaryFile()
         self._stderr = tempfile.TemporaryFile()
         try:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=self._stdout,
                                           stderr=self._stderr, env=env, close_fds=True, bufsize=0)
         except FileNotFoundError:
+            self._stdout.close()
             self._stderr.close()
             raise missing_tool_error(argv[0], "the parallel data load")
         widen_pipe(self._proc.stdin.fileno())
@@ -61,6 +77,7 @@ class CopySession(object):
         if self.copying != copy_line:
             self.write(copy_line)
             self.copying = copy_line
+            self.blocks.append(copy_line)
         for piece in pieces:
             self.write(piece)
 
@@ -75,6 +92,18 @@ class CopySession(object):
             self._proc.stdin.close()
         return self._proc.wait()
 
+    def copied(self):
+        """Rows the server reported for each block this session sent (psql prints `COPY <n>` per COPY),
+        as [(copy line, rows)], or None when the tags do not pair up with the blocks."""
+        try:
+            self._stdout.seek(0)
+            tags = COPY_TAG.findall(self._stdout.read())
+        except (OSError, ValueError):
+            return None
+        if len(tags) != len(self.blocks):
+            return None
+        return [(line, int(rows)) for line, rows in zip(self.blocks, tags)]
+
     def error(self):
         try:
             self._stderr.seek(0)
@@ -87,7 +116,7 @@ class CopySession(object):
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
-        for stream in (self._proc.stdin, self._stderr):
+        for stream in (self._proc.stdin, self._stdout, self._stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.close()
 
@@ -111,6 +140,8 @@ class ParallelCopyLoad(object):
         self._copy_line = None  # the COPY line of the block being read
         self._pending = []  # rows of that block not dealt yet
         self._pending_size = 0
+        self._blocks_seen = []
+        self._row_counts = None
         self.rows_bytes = 0
 
     # ---- sessions
@@ -179,6 +210,27 @@ class ParallelCopyLoad(object):
             except (BrokenPipeError, ValueError):
                 raise self._failure(session)
 
+    def row_counts(self):
+        """{'schema.table': rows} as the server reported them for every COPY block of the script (blocks
+        without rows count 0), or None when a session's output cannot be paired with what it was sent
+        (or the load did not finish)."""
+        return self._row_counts
+
+    def _reported_counts(self):
+        counts = {}
+        for line in self._blocks_seen:
+            name = table_of(line)
+            if name is None:
+                return None
+            counts.setdefault(name, 0)
+        for session in self._sessions:
+            copied = session.copied()
+            if copied is None:
+                return None
+            for line, rows in copied:
+                counts[table_of(line)] += rows
+        return counts
+
     # ---- the script
 
     def run(self, script):
@@ -190,6 +242,7 @@ class ParallelCopyLoad(object):
             failed = [session for session in self._sessions if session.finish() != 0]
             if failed:
                 raise self._failure(failed[0])
+            self._row_counts = self._reported_counts()
         finally:
             for session in self._sessions:
                 session.close()
@@ -229,6 +282,7 @@ class ParallelCopyLoad(object):
                 if COPY_START.match(line):
                     self._start()
                     self._copy_line = line
+                    self._blocks_seen.append(line)
                 else:
                     self._statement(line)
                 continue

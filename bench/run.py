@@ -28,6 +28,18 @@ process tree (tool plus children), sampled from /proc every 50 ms.
 """
 
 
+HEADINGS = {"sqlite": "## SQLite", "postgres": "## PostgreSQL"}
+
+
+def kept_section(document, heading):
+    """The section of `document` that starts with `heading`, up to the next second-level heading."""
+    start = document.find("\n" + heading)
+    if start < 0:
+        return None
+    end = document.find("\n## ", start + 1)
+    return document[start + 1:end if end >= 0 else len(document)].strip()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--sqlite-mb", type=int, default=1024)
@@ -37,12 +49,19 @@ def main():
                                                               "runs on a shared 2-core machine vary by 10-30%%)")
     parser.add_argument("--output", default=DOC, help="file to write, or - for stdout only")
     args = parser.parse_args()
+    previous = ""
+    if args.output != "-" and os.path.exists(args.output):
+        with open(args.output) as handle:
+            previous = handle.read()
     sections = []
     repeat = ["--repeat", str(args.repeat)]
     runs = [("sqlite", ["bench_sqlite.py", "--size-mb", str(args.sqlite_mb)] + repeat),
             ("postgres", ["bench_postgres.py", "--scale", str(args.pg_scale)] + repeat)]
     for name, argv in runs:
         if args.only and name != args.only:
+            kept = kept_section(previous, HEADINGS[name])  # --only: the other benchmark's figures stay
+            if kept:
+                sections.append(kept)
             continue
         print("running %s ..." % " ".join(argv), file=sys.stderr)
         result = subprocess.run([sys.executable, os.path.join(HERE, argv[0])] + argv[1:], cwd=HERE,
@@ -50,11 +69,8 @@ def main():
         sections.append(result.stdout.decode().strip())
     text = INTRO % {"date": datetime.date.today().isoformat(), "machine": platform.platform(terse=True),
                     "cores": os.cpu_count(), "python": platform.python_version()} + "\n\n".join(sections) + "\n"
-    if args.output != "-" and os.path.exists(args.output):
-        with open(args.output) as handle:
-            previous = handle.read()
-        if NOTES in previous:  # the hand-written analysis is kept across runs
-            text += "\n" + previous[previous.index(NOTES):]
+    if NOTES in previous:  # the hand-written analysis is kept across runs
+        text += "\n" + previous[previous.index(NOTES):]
     print(text)
     if args.output != "-":
         with open(args.output, "w") as handle:

@@ -28,8 +28,9 @@ description:
     C(psql) sessions. The schema comes first, from the head of the archive (its table of contents), which is staged
     in a 0600 file in I(tmp_dir) on the way; once the data is in and the set's sha256 checked, the indexes,
     constraints and triggers are built by C(pg_restore --section=post-data --jobs) from that file, and the row
-    counts are checked beside them. The file is removed afterwards. Each session commits on its own, so I(jobs)
-    greater than 1 restores only into a new database or with I(safe_swap) (both dropped again on failure).
+    counts (the C(COPY <n>) tags the server returned, so no table is scanned again) are checked beside them.
+    The file is removed afterwards. Each session commits on its own, so I(jobs) greater than 1 restores only into
+    a new database or with I(safe_swap) (both dropped again on failure).
   - In check mode the set is downloaded and verified and the server checked; no database is changed.
 author:
   - lifeboat.backup contributors (@lifeboat-backup)
@@ -184,10 +185,13 @@ globals:
   type: dict
   sample: {"applied": true, "bytes": 812}
 verification:
-  description: Checks passed (sha256 of the stored data, row counts compared with the manifest).
+  description:
+    - Checks passed (sha256 of the stored data, row counts compared with the manifest).
+    - C(row_counts_method) says where the counts came from (C(count(*)), or the COPY tags of a parallel load).
   returned: success
   type: dict
-  sample: {"sha256": "ok", "row_counts_checked": true, "row_counts": {"public.orders": 120000}, "mismatches": {}}
+  sample: {"sha256": "ok", "row_counts_checked": true, "row_counts": {"public.orders": 120000}, "mismatches": {},
+           "row_counts_method": "count(*) of every table"}
 """
 
 from ansible.module_utils.basic import AnsibleModule

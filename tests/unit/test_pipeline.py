@@ -10,7 +10,7 @@ import pytest
 from engine import codecs
 from engine.backup import run_backup
 from engine.catalog import list_sets, locate
-from engine.errors import IntegrityError, SinkError, SourceError, ToolError
+from engine.errors import ConfigError, IntegrityError, SinkError, SourceError, ToolError
 from engine.local_repository import LocalRepository
 from engine.process import ProcessReader
 from engine.repository import Repository
@@ -130,6 +130,30 @@ def test_one_sink_failing_keeps_the_other_complete(tmp_path):
     sets = list_sets(Repository([good]), "app")
     assert [s.status for s in sets] == ["complete"]
     assert sets[0].set_id == partial["id"]
+
+
+class PreflightStore(LocalRepository):
+    """A store whose preflight (run in a thread beside the source check) raises `error`."""
+    name = "sftp"
+
+    def __init__(self, root, error):
+        super(PreflightStore, self).__init__(root)
+        self.error = error
+
+    def preflight(self):
+        raise self.error
+
+
+def test_an_unreachable_repository_fails_alone_but_bad_configuration_fails_the_run(tmp_path):
+    good = LocalRepository(str(tmp_path / "good"))
+    unreachable = PreflightStore(str(tmp_path / "u"), SinkError("cannot reach sftp.example: timed out"))
+    with pytest.raises(SinkError) as info:
+        run_backup(FakeSource(payload()), Repository([good, unreachable]), "app")
+    assert "complete in local but failed in sftp: cannot reach sftp.example" in info.value.msg
+    misconfigured = PreflightStore(str(tmp_path / "m"), ConfigError("sftp.key_file /k is not a private key"))
+    with pytest.raises(ConfigError, match="sftp.key_file /k is not a private key"):
+        run_backup(FakeSource(payload()), Repository([LocalRepository(str(tmp_path / "g2")), misconfigured]), "app")
+    assert set_dirs(str(tmp_path / "g2")) == []  # nothing was written anywhere
 
 
 @pytest.mark.parametrize("algorithm", ["zstd", "gzip", "none"])

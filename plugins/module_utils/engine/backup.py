@@ -28,11 +28,15 @@ class Progress(object):
 
 class Preflight(object):
     """A repository's preflight run in a daemon thread (an unreachable endpoint retrying for a minute never
-    holds up the exit of a run that failed for another reason). `wait` returns the error message or None."""
+    holds up the exit of a run that failed for another reason). `wait` returns the repository's failure
+    message (SinkError: the run goes on with the other repositories) or None; anything else it raised (a
+    ConfigError such as an unreadable key file, or a bug) is raised again in the caller's thread, failing
+    the run as it would have without the thread."""
 
     def __init__(self, store):
         self.store = store
         self._error = None
+        self._exception = None
         self._thread = threading.Thread(target=self._run, name="preflight-%s" % store.name)
         self._thread.daemon = True
         self._thread.start()
@@ -42,11 +46,13 @@ class Preflight(object):
             self.store.preflight()
         except SinkError as exc:
             self._error = exc.msg
-        except Exception as exc:  # pylint: disable=broad-except
-            self._error = "%s: %s" % (type(exc).__name__, exc)
+        except BaseException as exc:  # pylint: disable=broad-except
+            self._exception = exc
 
     def wait(self):
         self._thread.join()
+        if self._exception is not None:
+            raise self._exception
         return self._error
 
 

@@ -124,21 +124,12 @@ def compress_reader(source, algorithm, level, threads=0):
     return zstandard.ZstdCompressor(**params).stream_reader(source, read_size=CHUNK, closefd=False)
 
 
-class _ZstdErrors(object):
-    """Turns zstandard's errors into an IntegrityError an operator understands."""
+class _ErrorWrapper(object):
+    """A decoder whose errors `read` turns into messages an operator understands; its output may still be
+    spliced past the wrapper (see streams.pump), and closing it closes the decoder."""
 
     def __init__(self, reader):
         self._reader = reader
-
-    def read(self, size=CHUNK):
-        try:
-            return self._reader.read(size)
-        except ToolError as exc:
-            raise IntegrityError("zstd data is corrupted or truncated (%s)" % exc.msg)
-        except Exception as exc:  # pylint: disable=broad-except
-            if HAS_ZSTANDARD and isinstance(exc, zstandard.ZstdError):
-                raise IntegrityError("zstd data is corrupted or truncated (%s)" % exc)
-            raise
 
     def splice_fd(self):
         return splice_fd(self._reader)
@@ -150,6 +141,20 @@ class _ZstdErrors(object):
         close = getattr(self._reader, "close", None)
         if close:
             close()
+
+
+class _ZstdErrors(_ErrorWrapper):
+    """Turns zstandard's errors into an IntegrityError an operator understands."""
+
+    def read(self, size=CHUNK):
+        try:
+            return self._reader.read(size)
+        except ToolError as exc:
+            raise IntegrityError("zstd data is corrupted or truncated (%s)" % exc.msg)
+        except Exception as exc:  # pylint: disable=broad-except
+            if HAS_ZSTANDARD and isinstance(exc, zstandard.ZstdError):
+                raise IntegrityError("zstd data is corrupted or truncated (%s)" % exc)
+            raise
 
 
 def decompress_reader(source, algorithm):
@@ -194,10 +199,7 @@ def decrypt_reader(source, identity_file):
                                     buffered=False))
 
 
-class _AgeErrors(object):
-    def __init__(self, reader):
-        self._reader = reader
-
+class _AgeErrors(_ErrorWrapper):
     def read(self, size=CHUNK):
         try:
             return self._reader.read(size)
@@ -206,12 +208,3 @@ class _AgeErrors(object):
                 raise ToolError("age decryption failed: the identity file does not match any recipient of "
                                 "this set; use the identity whose public key was in age_recipients")
             raise
-
-    def splice_fd(self):
-        return splice_fd(self._reader)
-
-    def spliced(self, count):
-        report_spliced(self._reader, count)
-
-    def close(self):
-        self._reader.close()

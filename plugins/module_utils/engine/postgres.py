@@ -31,7 +31,7 @@ from .errors import ConfigError, IntegrityError, LifeboatError, RestoreError, So
 from .postgres_load import ParallelCopyLoad
 from .process import ProcessReader, missing_tool_error, run_tool
 from .restore import find_set, open_set, set_result
-from .streams import CHUNK, iter_chunks, report_spliced, splice_fd
+from .streams import CHUNK, iter_chunks, report_spliced, splice_fd, write_all
 
 KIND = "postgres"
 BUNDLE_MAGIC = b"LIFEBOAT-PGBUNDLE"
@@ -179,11 +179,10 @@ class Connection(object):
 
     # ---- argument lists (pure: unit-tested)
 
-    def psql_argv(self, database, *extra, **options):
+    def psql_argv(self, database, *extra, quiet=True):
         """psql in a script-friendly shape; `quiet=False` keeps the command tags (`COPY <n>`)."""
-        quiet = ["-q"] if options.get("quiet", True) else []
-        return [self.tool("psql"), "-X", "-w"] + quiet + ["-A", "-t", "-v", "ON_ERROR_STOP=1",
-                                                          "-d", self.conninfo(database)] + list(extra)
+        return [self.tool("psql"), "-X", "-w"] + (["-q"] if quiet else []) + [
+            "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.conninfo(database)] + list(extra)
 
     def dump_argv(self, database, snapshot=None, extra=()):
         # --compress=0: the pipeline compresses (zstd by default); compressing twice only costs CPU.
@@ -423,9 +422,7 @@ class _HeadStager(object):
     def read(self, size=CHUNK):
         data = self._reader.read(size)
         if self._staging:
-            view = memoryview(data)
-            while view:  # an unbuffered file may take less than all in one write
-                view = view[self._handle.write(view):]
+            write_all(self._handle, data)
         return data
 
     def splice_fd(self):
@@ -985,8 +982,7 @@ class PostgresRestore(object):
         if loaded is not None:
             sql = ROW_COUNTS_SQL + COUNT_ONLY_PARENTS_AND % ", ".join(quote_literal(name) for name in sorted(loaded))
             method = "rows reported by each COPY of the load (count(*) for partitioned and inheritance parents)"
-        counts = self.connection.query_json(sql, database, "count rows in %s" % database) or {}
-        counted = counts
+        counted = self.connection.query_json(sql, database, "count rows in %s" % database) or {}
         counts = dict(loaded or {})
         counts.update((key, int(value)) for key, value in counted.items())
         expected = (self.backup_set.manifest.get("verification") or {}).get("row_counts")

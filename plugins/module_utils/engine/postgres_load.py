@@ -26,7 +26,7 @@ import tempfile
 
 from .errors import RestoreError
 from .process import missing_tool_error
-from .streams import CHUNK, widen_pipe
+from .streams import CHUNK, widen_pipe, write_all
 
 COPY_START = re.compile(rb"^COPY .+ FROM stdin;\n$")
 SETTING = re.compile(rb"^(SET |SELECT pg_catalog\.set_config\(|\\restrict )")
@@ -69,9 +69,7 @@ class CopySession(object):
         widen_pipe(self._proc.stdin.fileno())
 
     def write(self, data):
-        view = memoryview(data)
-        while view:
-            view = view[self._proc.stdin.write(view):]
+        write_all(self._proc.stdin, data)
 
     def rows(self, copy_line, pieces):
         if self.copying != copy_line:

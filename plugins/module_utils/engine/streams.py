@@ -85,6 +85,13 @@ class IterReader(object):
         return data
 
 
+def write_all(handle, data):
+    """Write all of `data` to an unbuffered file or pipe, which may take less than all in one write."""
+    view = memoryview(data)
+    while view:
+        view = view[handle.write(view):]
+
+
 def widen_pipe(fd, size=PIPE_SIZE):
     """Ask Linux for a larger pipe buffer: fewer wake-ups between a tool and its reader. Elsewhere, or when
     the limit is lower, the default stays and everything still works."""

@@ -2,8 +2,10 @@
 the usual recipe `pg_dump -Fc | upload from stdin` (boto3 upload_fileobj), restic (pg_dump piped in, same S3)
 and borgmatic (its postgresql hook, local borg repository), same database, same S3 (moto);
 then restore: lifeboat with jobs 2 (download, verify, rows loaded by 2 sessions, post-data with 2 sessions) and
-jobs 1 (one streamed pg_restore) against a plain pg_restore (and -j 2) of a local archive. Before every restore
-the server is checkpointed, so no run pays for the previous run's dirty pages. Prints a markdown section with wall times, ratios and peak memory.
+jobs 1 (one streamed pg_restore) against the recipe's restore (the archive it uploaded, downloaded and piped into
+pg_restore) and against a plain pg_restore (and -j 2) of an archive already on local disk. Before every restore the
+server is checkpointed, so no run pays for the previous run's dirty pages. Prints a markdown section with wall
+times, ratios and peak memory.
 
 Peak memory: /proc is polled every 50 ms and the RSS of the process and all its descendants (pg_dump, psql,
 pg_restore, zstd...) is summed; the table shows the largest sum seen. (wait4's ru_maxrss is not used: on Linux it
@@ -31,6 +33,13 @@ client = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
 client.upload_fileobj(sys.stdin.buffer, sys.argv[2], "recipe/bench.pgdump",
                       Config=TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4))
+"""
+
+DOWNLOAD = r"""
+import sys, boto3
+client = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+client.download_fileobj(sys.argv[2], "recipe/bench.pgdump", sys.stdout.buffer)
 """
 
 LIFEBOAT_DUMP = r"""
@@ -180,6 +189,16 @@ def main():
             run.seconds += create.seconds
             return run
 
+        def recipe_restore():
+            """The restore half of the recipe: the archive it uploaded, downloaded and piped into pg_restore."""
+            fresh_target()
+            create = timed("createdb", [os.path.join(pg_bin, "createdb"), "restored"], env=tcp_env)
+            run = timed("createdb + download piped to pg_restore (the recipe's restore)",
+                        [sys.executable, "-c", DOWNLOAD, moto.url, recipe_bucket], env=tcp_env,
+                        pipe_to=[os.path.join(pg_bin, "pg_restore"), "--exit-on-error", "-d", "restored"])
+            run.seconds += create.seconds
+            return run
+
         def lifeboat_restore(jobs):
             fresh_target()
             scratch = os.path.join(args.workdir, "scratch")
@@ -193,9 +212,9 @@ def main():
             return run
 
         # interleaved so that a slow spell of the machine does not land on one side only
-        restores = [[], [], [], []]
+        restores = [[], [], [], [], []]
         for _index in range(max(1, repeat)):
-            for slot, make in enumerate((lambda: plain_restore(1), lambda: plain_restore(2),
+            for slot, make in enumerate((recipe_restore, lambda: plain_restore(1), lambda: plain_restore(2),
                                          lambda: lifeboat_restore(2), lambda: lifeboat_restore(1))):
                 restores[slot].append(make())
         restores = [median_run(iter(runs).__next__, len(runs)) for runs in restores]
@@ -221,10 +240,15 @@ def main():
           % (stored / 1e6, raw / 1e6, recipe_size / 1e6))
     print("- dump: lifeboat / recipe = **%.2fx** (spread of the runs: lifeboat %.2f-%.2f s, recipe %.2f-%.2f s)" % (
         lifeboat.seconds / recipe.seconds, lifeboat.spread[0], lifeboat.spread[1], recipe.spread[0], recipe.spread[1]))
-    plain, plain_j2, lb_j2, lb_j1 = restores
-    print("- restore: lifeboat jobs 2 / plain pg_restore = **%.2fx**; lifeboat jobs 2 / plain pg_restore -j 2 = "
-          "**%.2fx**; lifeboat jobs 1 (streamed) / plain pg_restore = **%.2fx**" % (
+    recipe_back, plain, plain_j2, lb_j2, lb_j1 = restores
+    print("- restore from S3: lifeboat jobs 2 / the recipe's restore (download piped to pg_restore) = **%.2fx**; "
+          "lifeboat jobs 1 / the recipe's restore = **%.2fx**" % (
+              lb_j2.seconds / recipe_back.seconds, lb_j1.seconds / recipe_back.seconds))
+    print("- against an archive already on local disk: lifeboat jobs 2 / plain pg_restore = **%.2fx**; lifeboat jobs 2 "
+          "/ plain pg_restore -j 2 = **%.2fx**; lifeboat jobs 1 (streamed) / plain pg_restore = **%.2fx**" % (
               lb_j2.seconds / plain.seconds, lb_j2.seconds / plain_j2.seconds, lb_j1.seconds / plain.seconds))
+    print("- spread of the runs: lifeboat jobs 2 %.2f-%.2f s, the recipe's restore %.2f-%.2f s, plain pg_restore "
+          "%.2f-%.2f s" % (lb_j2.spread + recipe_back.spread + plain.spread))
 
 
 if __name__ == "__main__":

@@ -95,6 +95,14 @@ options:
     description: Compare the restored row counts with the manifest's. A mismatch fails the restore (with I(clean) it is reported).
     type: bool
     default: true
+  analyze:
+    description:
+      - Run C(ANALYZE) on what was restored (the whole database, or the tables of I(tables) and I(schemas)) once
+        the indexes are built, so the planner has statistics before the first query; C(pg_restore) restores
+        none, and until autovacuum gets to a freshly loaded table its queries may get poor plans.
+      - With I(safe_swap) it runs on the restored copy before the swap. A failure is a warning; the restore stands.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - lifeboat.backup.repository
   - lifeboat.backup.restore
@@ -184,6 +192,11 @@ globals:
   returned: when restore_globals is true
   type: dict
   sample: {"applied": true, "bytes": 812}
+analyzed:
+  description: Whether C(ANALYZE) ran on what was restored (see I(analyze)); false with a warning when it failed.
+  returned: when analyze is true and check mode is off
+  type: bool
+  sample: true
 verification:
   description:
     - Checks passed (sha256 of the stored data, row counts compared with the manifest).
@@ -214,6 +227,8 @@ def main():
     def action():
         check_restore_selection(params)
         result = restore_from_options(repository_from_params(params), params, check_mode=module.check_mode)
+        for warning in result.pop("warnings", []):
+            module.warn(warning)
         mismatches = (result.get("verification") or {}).get("mismatches")
         if mismatches:
             module.warn("restored row counts differ from the manifest for %s (the database was in use, or the "

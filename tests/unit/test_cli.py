@@ -342,6 +342,21 @@ def test_run_list_verify_restore_in_process(dirs, tmp_path, capsys):
     assert parse_prom((prom / "lifeboat_app.prom").read_text())["lifeboat_backup_last_status"] == 1
 
 
+def test_restore_prints_the_warnings_of_a_restore_that_stands(dirs, tmp_path, capsys, monkeypatch):
+    config, state = dirs
+    write_job(config, "app", dict(GOOD, dest=str(tmp_path / "repo")))
+
+    class Kind(object):
+        @staticmethod
+        def restore_from_options(_repository, _options, check_mode=False):
+            return {"backup": {"id": "20261122T031500Z-3f9a0c", "size": 1}, "restored_to": "/srv/app.db",
+                    "warnings": ["ANALYZE of database app failed (permission denied): run ANALYZE there"]}
+    monkeypatch.setattr(kinds, "load", lambda kind: Kind)
+    assert main(["--config-dir", config, "--state-dir", state, "restore", "app"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "ANALYZE of database app failed (permission denied)" in err
+
+
 def test_failures_exit_1_and_config_errors_exit_2(dirs, tmp_path, capsys):
     config, state = dirs
     write_job(config, "app", dict(GOOD, path=str(tmp_path / "missing.db"), dest=str(tmp_path / "repo")))

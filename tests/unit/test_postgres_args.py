@@ -191,3 +191,35 @@ def test_restore_option_combinations_are_refused_before_any_work():
         PostgresRestore(None, conn(), "j", "db", jobs=0)
     with pytest.raises(ConfigError, match="database is required"):
         PostgresRestore(None, conn(), "j", "")
+
+
+class RecordingConnection(object):
+    """Stands in for Connection.query: records the SQL, or fails like an unreachable server."""
+
+    def __init__(self, failure=None):
+        self.sent = []
+        self.failure = failure
+
+    def query(self, sql, database=None, doing=None):
+        self.sent.append((database, sql))
+        if self.failure:
+            raise self.failure
+        return ""
+
+
+def test_analyze_covers_what_was_restored_and_a_failure_is_only_a_warning():
+    from engine.postgres import PostgresError, PostgresRestore
+    restore = PostgresRestore(None, conn(), "j", "db")
+    restore.connection = RecordingConnection()
+    result = {}
+    assert restore._analyze("db_new", None, result) is True
+    assert restore._analyze("db_new", ["public.orders", 'sales.Order "lines"', "public.my.table"], result) is True
+    assert restore._analyze("db_new", [], result) is False  # a selection without tables: nothing to analyze
+    assert restore.connection.sent == [
+        ("db_new", "ANALYZE"),
+        ("db_new", 'ANALYZE "public"."orders", "sales"."Order ""lines""", "public"."my.table"')]
+    assert "warnings" not in result
+    restore.connection = RecordingConnection(PostgresError("could not connect to PostgreSQL"))
+    assert restore._analyze("db_new", None, result) is False
+    assert len(result["warnings"]) == 1
+    assert "could not connect" in result["warnings"][0] and "run ANALYZE" in result["warnings"][0]

@@ -9,7 +9,7 @@ import pytest
 
 from engine import postgres_load
 from engine.errors import RestoreError
-from engine.postgres_load import ParallelCopyLoad
+from engine.postgres_load import ROW_END_THEN_END_OF_DATA, ParallelCopyLoad, find_end_of_rows
 
 # A stand-in for psql: records its stdin in <dir>/<pid>; "FAIL-NOW" in the input makes it fail at once,
 # like psql with ON_ERROR_STOP on a bad row.
@@ -110,6 +110,21 @@ def test_rows_are_dealt_at_row_boundaries_and_statements_stay_in_order(tmp_path,
         assert text.count(b"\\.\n") == text.count(b"COPY ")
     assert load.rows_bytes == sum(len(row) + 1 for row in big + small)
     assert load.row_counts() == {"public.big": 6000, "public.small": 3}
+
+
+def test_the_end_of_rows_search_finds_what_a_plain_search_finds():
+    generator = random.Random(11)
+    alphabet = [b"a", b"\n", b"\\", b".", b"\t"]
+    for _case in range(20000):
+        buf = b"".join(generator.choice(alphabet) for _byte in range(generator.randint(0, 40)))
+        pos = generator.randint(0, len(buf))
+        end = generator.randint(pos, len(buf))
+        assert find_end_of_rows(buf, pos, end) == buf.find(ROW_END_THEN_END_OF_DATA, pos, end), (buf, pos, end)
+    # more backslashes than it hops over one by one (bytea rows): the rest is searched as a pattern
+    escaped = b"".join(b"%d\t\\\\x0a0b\\\\x0c\n" % index for index in range(500))
+    for tail in (b"\\.\n", b"\\\\.\n", b""):
+        buf = escaped + tail
+        assert find_end_of_rows(buf, 0, len(buf)) == buf.find(ROW_END_THEN_END_OF_DATA)
 
 
 def test_row_counts_come_from_the_copy_tags_per_table(tmp_path):

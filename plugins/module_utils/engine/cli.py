@@ -405,6 +405,8 @@ def cmd_restore(ctx, args):
     ctx.console.info("%s set %s of job %s to %s%s" % (
         "verified (dry run, nothing changed)" if args.dry_run else "restored", set_id, name,
         result.get("restored_to"), "; previous data kept at %s" % result["previous"] if result.get("previous") else ""))
+    for warning in result.get("warnings") or []:  # e.g. an ANALYZE that failed after a verified restore
+        ctx.console.warn(warning)
     ctx.record("restore", name, "ok", started, set_id=set_id, size=(result.get("backup") or {}).get("size"),
                notify_config=job.get("notify"), dry_run=args.dry_run, restored_to=result.get("restored_to"))
     if ctx.json:

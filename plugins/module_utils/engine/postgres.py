@@ -783,7 +783,7 @@ class PostgresRestore(object):
 
     def __init__(self, repository, connection, job, database, backup="latest", before=None, identity_file=None,
                  clean=False, safe_swap=False, tables=None, schemas=None, jobs=1, tmp_dir=None, keep_previous=True,
-                 terminate_connections=False, no_owner=False, restore_globals=False, verify=True):
+                 terminate_connections=False, no_owner=False, restore_globals=False, verify=True, analyze=True):
         if not database:
             raise ConfigError("database is required: the database to restore into")
         if jobs is None or int(jobs) < 1:
@@ -813,6 +813,7 @@ class PostgresRestore(object):
         self.no_owner = no_owner
         self.restore_globals = restore_globals
         self.verify = verify
+        self.analyze = analyze
         self.backup_set = None
         self.created = []  # databases this run created (dropped again on failure)
 
@@ -996,10 +997,25 @@ class PostgresRestore(object):
                 "row_counts_method": method,
                 "mismatches": mismatches}
 
-    def _sessions(self, database):
-        text = self.connection.query("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
-                                     "pg_backend_pid()" % quote_literal(database), doing="list sessions")
-        return int(text.strip() or 0)
+    def _analyze(self, database, tables, result):
+        """ANALYZE what was restored, so the planner has statistics before the first query (pg_restore leaves
+        none, and autovacuum may take minutes to notice a loaded table). It runs after the post-data step, so
+        expression indexes get theirs too. The data is in and verified by then: a failure is a warning."""
+        if tables is not None and not tables:
+            return False
+        sql = "ANALYZE"
+        if tables:
+            # 'schema.table' as select_entries names them: the schema is up to the first dot
+            sql += " " + ", ".join("%s.%s" % tuple(quote_ident(part) for part in name.partition(".")[::2])
+                                   for name in tables)
+        try:
+            self.connection.query(sql, database, doing="analyze database %s" % database)
+        except LifeboatError as exc:
+            result.setdefault("warnings", []).append(
+                "ANALYZE of database %s failed (%s): the data is restored and verified, but the planner has no "
+                "statistics until autovacuum analyzes the tables; run ANALYZE there" % (database, exc.msg))
+            return False
+        return True
 
     # ---- the run
 
@@ -1078,6 +1094,8 @@ class PostgresRestore(object):
                                              "the live database was not touched" if mode == "safe_swap"
                                              else "the new database was dropped"))
             result["verification"] = verification
+            if self.analyze:
+                result["analyzed"] = self._analyze(target, selected_tables, result)
             if mode == "safe_swap":
                 result["previous"] = self._swap(target)
             self.created = []
@@ -1117,36 +1135,89 @@ class PostgresRestore(object):
         if owner and owner != self.connection.query("SELECT current_user", doing="connect").strip():
             self.connection.query("ALTER DATABASE %s OWNER TO %s" % (quote_ident(side), quote_ident(owner)),
                                   doing="give the restored copy the owner of %s (%s)" % (live, owner))
-        sessions = self._sessions(live)
-        if sessions and not self.terminate_connections:
-            raise RestoreError("database %s has %d other session(s), so it cannot be renamed: stop the application "
-                               "or set terminate_connections: true. The restored copy was dropped; %s is unchanged"
-                               % (live, sessions, live))
-        if sessions:
-            self.connection.query("ALTER DATABASE %s ALLOW_CONNECTIONS false" % quote_ident(live),
-                                  doing="block new connections to %s" % live)
-        try:
-            if sessions:
-                self.connection.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
-                                      "%s AND pid <> pg_backend_pid()" % quote_literal(live),
-                                      doing="end sessions on %s" % live)
-            self.connection.query("BEGIN; ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s RENAME TO %s; COMMIT;" % (
-                quote_ident(live), quote_ident(previous), quote_ident(side), quote_ident(live)),
-                doing="swap %s with the restored copy" % live)
-        except LifeboatError as exc:
-            if sessions:
-                with contextlib.suppress(LifeboatError):
-                    self.connection.query("ALTER DATABASE %s ALLOW_CONNECTIONS true" % quote_ident(live))
-            raise RestoreError("swapping the restored copy in for %s failed (%s); %s is unchanged and the copy was "
-                               "dropped" % (live, exc.msg, live))
-        self.created = []  # the side database is live now
-        if sessions:
-            with contextlib.suppress(LifeboatError):
-                self.connection.query("ALTER DATABASE %s ALLOW_CONNECTIONS true" % quote_ident(previous))
+        swap_names(self.connection, live, previous, side, self.terminate_connections,
+                   "The restored copy was dropped; %s is unchanged" % live, on_swapped=self._swapped)
         if not self.keep_previous:
             self._drop(previous)
             return None
         return previous
+
+    def _swapped(self):
+        self.created = []  # the side database is live now
+
+
+def other_sessions(connection, database):
+    text = connection.query("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+                            % quote_literal(database), doing="list sessions")
+    return int(text.strip() or 0)
+
+
+def swap_names(connection, live, live_renamed, incoming, terminate_connections, unchanged, on_swapped=None):
+    """ALTER DATABASE live RENAME TO live_renamed and incoming RENAME TO live, in one transaction: all or
+    nothing. Other sessions on `live` block a rename: with terminate_connections new connections are refused
+    and the sessions ended first, otherwise nothing is renamed. `unchanged` ends the error messages (the state
+    the operator finds); `on_swapped()` runs as soon as the names are swapped."""
+    sessions = other_sessions(connection, live)
+    if sessions and not terminate_connections:
+        raise RestoreError("database %s has %d other session(s), so it cannot be renamed: stop the application "
+                           "or set terminate_connections: true. %s" % (live, sessions, unchanged))
+    if sessions:
+        connection.query("ALTER DATABASE %s ALLOW_CONNECTIONS false" % quote_ident(live),
+                         doing="block new connections to %s" % live)
+    try:
+        if sessions:
+            connection.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
+                             "AND pid <> pg_backend_pid()" % quote_literal(live), doing="end sessions on %s" % live)
+        connection.query("BEGIN; ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s RENAME TO %s; COMMIT;" % (
+            quote_ident(live), quote_ident(live_renamed), quote_ident(incoming), quote_ident(live)),
+            doing="swap %s with %s" % (live, incoming))
+    except LifeboatError as exc:
+        if sessions:
+            with contextlib.suppress(LifeboatError):
+                connection.query("ALTER DATABASE %s ALLOW_CONNECTIONS true" % quote_ident(live))
+        raise RestoreError("swapping %s in for %s failed (%s). %s" % (incoming, live, exc.msg, unchanged))
+    if on_swapped:
+        on_swapped()
+    if sessions:
+        with contextlib.suppress(LifeboatError):
+            connection.query("ALTER DATABASE %s ALLOW_CONNECTIONS true" % quote_ident(live_renamed))
+
+
+def put_back(connection, database, previous, terminate_connections=False, keep_rejected=False, check_mode=False):
+    """Undo a safe_swap restore: `previous` (the database it replaced and kept, <database>_lbprev_<hex>) takes
+    the name back in one transaction; the restored database is renamed <database>_lbfailed_<hex> and then
+    dropped, unless keep_rejected. Returns {'database', 'previous', 'rejected', 'rejected_dropped', 'changed'}."""
+    match = re.match(r"^(.*)_lbprev_[0-9a-f]{6}$", previous or "")
+    base = match.group(1) if match else None
+    if base is None or not (base == database or (database.startswith(base) and len(previous.encode("utf-8"))
+                                                 > MAX_IDENTIFIER - 4)):  # side_name shortened a long name
+        raise ConfigError("previous %r is not a database that a safe_swap restore of %s kept (those are named "
+                          "%s_lbprev_<hex>, as pg_restore_s3 returns them in `previous`)" % (
+                              previous, database, database))
+    found = connection.query_json(
+        "SELECT json_build_object('live', EXISTS (SELECT 1 FROM pg_database WHERE datname = %s), 'previous', "
+        "EXISTS (SELECT 1 FROM pg_database WHERE datname = %s))" % (quote_literal(database), quote_literal(previous)),
+        doing="connect")
+    if not found["previous"]:
+        raise RestoreError("database %s does not exist, so there is nothing to put back (was it put back or "
+                           "dropped already?); %s is unchanged" % (previous, database))
+    rejected = side_name(database, "failed") if found["live"] else None
+    result = {"database": database, "previous": previous, "rejected": rejected, "rejected_dropped": False,
+              "changed": True}
+    if check_mode:
+        return result
+    if rejected:
+        swap_names(connection, database, rejected, previous, terminate_connections,
+                   "Nothing was renamed: %s is still the restored database and %s the one it replaced" % (
+                       database, previous))
+        if not keep_rejected:
+            connection.query("DROP DATABASE %s" % quote_ident(rejected), doing="drop the rejected restore %s"
+                             % rejected)
+            result["rejected_dropped"] = True
+    else:  # the restored database is gone already: the previous one only takes its name back
+        connection.query("ALTER DATABASE %s RENAME TO %s" % (quote_ident(previous), quote_ident(database)),
+                         doing="rename %s to %s" % (previous, database))
+    return result
 
 
 # ---------------------------------------------------------------- kind contract
@@ -1189,5 +1260,6 @@ def restore_from_options(repository, options, check_mode=False):
         schemas=options.get("schemas"), jobs=options.get("jobs") or 1, tmp_dir=options.get("tmp_dir"),
         keep_previous=options.get("keep_previous", True),
         terminate_connections=options.get("terminate_connections", False), no_owner=options.get("no_owner", False),
-        restore_globals=options.get("restore_globals", False), verify=options.get("verify", True))
+        restore_globals=options.get("restore_globals", False), verify=options.get("verify", True),
+        analyze=options.get("analyze", True))
     return restore.run(check_mode=check_mode)

@@ -47,4 +47,5 @@ def restore_spec():
         no_owner=dict(type="bool", default=False),
         restore_globals=dict(type="bool", default=False),
         verify=dict(type="bool", default=True),
+        analyze=dict(type="bool", default=True),
     )

@@ -142,8 +142,14 @@ def test_parallel_restore(ansible, postgres, bench_set, tmp_path):
                            "schemaname = 'public'", "par")
     assert indexes == "pgbench_accounts_pkey,pgbench_branches_pkey,pgbench_tellers_pkey"
     assert list(scratch.iterdir()) == []  # the staged archive is gone
+    # ANALYZE ran once the indexes were built: the planner has statistics for every table with rows
+    assert out["analyzed"] is True
+    assert postgres.sql(STATS_TABLES, "par") == "pgbench_accounts,pgbench_branches,pgbench_history,pgbench_tellers"
     postgres.drop("par")
 
+
+STATS_TABLES = ("SELECT coalesce(string_agg(DISTINCT tablename, ','), '') FROM pg_stats WHERE schemaname = "
+                "'public'")
 
 AWKWARD_SQL = r"""
 CREATE TABLE awkward (id serial PRIMARY KEY, note text, raw bytea, doc jsonb, nothing text);
@@ -183,8 +189,12 @@ def test_awkward_values_survive_the_parallel_load(postgres, tmp_path, jobs):
     dest = str(tmp_path / "repo")
     run_backup(PostgresSource(Connection(**postgres.login()), "awkward"), Repository.from_options(dest=dest), "awk")
     out = engine_restore(dest, **dict(postgres.login(), job="awk", database="awkward_back", jobs=jobs,
-                                      tmp_dir=str(tmp_path)))
+                                      tmp_dir=str(tmp_path), analyze=(jobs > 1)))
     assert not out.get("failed"), out
+    # analyze: false leaves the planner without statistics, as pg_restore does; the default gathers them
+    assert out.get("analyzed") is (True if jobs > 1 else None)
+    assert postgres.sql(STATS_TABLES, "awkward_back") == (
+        "animals,awkward,dogs,measures,measures_2025,measures_2026" if jobs > 1 else "")
     verification = out["verification"]
     assert verification["row_counts"] == {"public.awkward": 40000, "public.measures": 3000,
                                           "public.measures_2025": 1698, "public.measures_2026": 1302,

@@ -92,7 +92,9 @@ rejected:
   type: str
   sample: app_lbfailed_4d5e6f
 rejected_dropped:
-  description: Whether the rejected restored database was dropped (false with I(keep_rejected) and in check mode).
+  description:
+    - Whether the rejected restored database was dropped (false with I(keep_rejected) and in check mode).
+    - False with a warning when the drop failed after the put-back; drop it by hand.
   returned: success
   type: bool
   sample: true
@@ -118,9 +120,12 @@ def main():
     params = module.params
 
     def action():
-        return put_back(Connection.from_options(params), params["database"], params["previous"],
-                        terminate_connections=params["terminate_connections"],
-                        keep_rejected=params["keep_rejected"], check_mode=module.check_mode)
+        result = put_back(Connection.from_options(params), params["database"], params["previous"],
+                          terminate_connections=params["terminate_connections"],
+                          keep_rejected=params["keep_rejected"], check_mode=module.check_mode)
+        for warning in result.pop("warnings", []):
+            module.warn(warning)
+        return result
 
     run_module(module, action)
 

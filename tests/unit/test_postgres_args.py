@@ -223,3 +223,37 @@ def test_analyze_covers_what_was_restored_and_a_failure_is_only_a_warning():
     assert restore._analyze("db_new", None, result) is False
     assert len(result["warnings"]) == 1
     assert "could not connect" in result["warnings"][0] and "run ANALYZE" in result["warnings"][0]
+
+
+class ScriptedConnection(object):
+    """Both databases exist, no other sessions; statements starting with `fail_on` fail."""
+
+    def __init__(self, fail_on=None):
+        self.sent = []
+        self.fail_on = fail_on
+
+    def query(self, sql, database=None, doing=None):
+        from engine.postgres import PostgresError
+        self.sent.append(sql)
+        if self.fail_on and sql.startswith(self.fail_on):
+            raise PostgresError("permission denied to drop database")
+        return "0" if sql.startswith("SELECT count(*)") else ""
+
+    def query_json(self, sql, database=None, doing=None):
+        return {"live": True, "previous": True}
+
+
+def test_put_back_swaps_in_one_transaction_and_a_failed_drop_is_only_a_warning():
+    from engine.postgres import MAX_IDENTIFIER, put_back, side_name
+    connection = ScriptedConnection()
+    assert put_back(connection, "app", "app_lbprev_0a0b0c", check_mode=True)["rejected"].startswith("app_lbfailed_")
+    assert not any(sql.startswith(("BEGIN", "ALTER", "DROP")) for sql in connection.sent)  # check mode
+    connection = ScriptedConnection(fail_on="DROP DATABASE")
+    result = put_back(connection, "app", "app_lbprev_0a0b0c")
+    swap = [sql for sql in connection.sent if sql.startswith("BEGIN")]
+    assert swap == ['BEGIN; ALTER DATABASE "app" RENAME TO "%s"; ALTER DATABASE "app_lbprev_0a0b0c" RENAME TO '
+                    '"app"; COMMIT;' % result["rejected"]]
+    assert not result["rejected_dropped"] and "drop it by hand" in result["warnings"][0]
+    # a name side_name shortened (the database's own name is long) is still recognised
+    long_name = "x" * MAX_IDENTIFIER
+    assert put_back(ScriptedConnection(), long_name, side_name(long_name, "prev"))["rejected_dropped"]

@@ -1211,9 +1211,13 @@ def put_back(connection, database, previous, terminate_connections=False, keep_r
                    "Nothing was renamed: %s is still the restored database and %s the one it replaced" % (
                        database, previous))
         if not keep_rejected:
-            connection.query("DROP DATABASE %s" % quote_ident(rejected), doing="drop the rejected restore %s"
-                             % rejected)
-            result["rejected_dropped"] = True
+            try:
+                connection.query("DROP DATABASE %s" % quote_ident(rejected), doing="drop the rejected restore %s"
+                                 % rejected)
+                result["rejected_dropped"] = True
+            except LifeboatError as exc:  # the put-back itself is done
+                result["warnings"] = ["%s is back; dropping the rejected restore %s failed (%s): drop it by hand"
+                                      % (database, rejected, exc.msg)]
     else:  # the restored database is gone already: the previous one only takes its name back
         connection.query("ALTER DATABASE %s RENAME TO %s" % (quote_ident(previous), quote_ident(database)),
                          doing="rename %s to %s" % (previous, database))

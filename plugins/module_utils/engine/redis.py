@@ -506,6 +506,62 @@ def _put_back(server, swap, argv, timeout, restart):
             server.wait_ready(old_run_id)
 
 
+def put_back_redis(connection, previous, service_name=DEFAULT_SERVICE, restart_command=None, start_timeout=300,
+                   check_mode=False):
+    """Undo a restore whose data the application rejected: the RDB that redis_restore kept aside
+    (`previous`, <rdb>.lifeboat-prev-<time>) replaces the restored one, and Redis is restarted on it. Its save
+    points are switched off first, so the restart's shutdown cannot save the rejected data over it (the
+    server's config brings them back). Writes made since the restore are lost, as with any rollback.
+    Returns {'restored_to', 'previous', 'restart_command', 'keys', 'changed'}."""
+    previous = os.path.abspath(os.path.expanduser(previous or ""))
+    target, marker, _stamp = previous.rpartition(".lifeboat-prev-")
+    if not marker or not target:
+        raise ConfigError("previous %s is not an RDB that redis_restore kept aside (those are named "
+                          "<rdb>.lifeboat-prev-<time>, as redis_restore returns them in `previous`)" % previous)
+    if not os.path.isfile(previous):
+        raise RestoreError("%s does not exist, so there is nothing to put back (was it put back or removed "
+                           "already?); Redis was not touched" % previous)
+    argv = list(restart_command) if restart_command else default_restart_command(service_name)
+    if not all(isinstance(part, str) and part for part in argv):
+        raise ConfigError("restart_command must be a list of non-empty strings (an argument list, no shell)")
+    server = _Server(connection, start_timeout)
+    located = old_run_id = None  # a stopped server: the file goes back and restart_command starts it
+    try:
+        client = server.connect()
+    except SourceError as exc:
+        if exc.details.get("reason") != "connect":
+            raise RestoreError("%s; nothing was changed" % exc.msg)
+        client = None
+    if client is not None:
+        with client:
+            try:
+                located = locate_rdb(client)
+                old_run_id = client.info("server").get("run_id")
+            except (SourceError, RespError) as exc:
+                raise RestoreError("Redis at %s refused what the put-back needs (%s): it asks the server where its "
+                                   "RDB is and switches its save points off (CONFIG). Allow CONFIG for redis_user, or "
+                                   "stop Redis and run again; nothing was changed" % (
+                                       server.where, getattr(exc, "msg", exc)))
+    if located and os.path.abspath(located) != target:
+        raise ConfigError("Redis at %s loads %s, not %s: this previous RDB belongs to another server or file; "
+                          "nothing was changed" % (server.where, located, target))
+    result = {"restored_to": target, "previous": previous, "restart_command": argv, "keys": None, "changed": True}
+    if check_mode:
+        return result
+    if old_run_id:
+        _set_save_points(server, "")
+    os.replace(previous, target)
+    fsync_dir(os.path.dirname(target))
+    try:
+        _restart(argv, start_timeout)
+        actual, _persistence = server.wait_ready(old_run_id)
+    except (RestoreError, ToolError, SourceError) as exc:
+        raise RestoreError("the previous RDB is back at %s, but Redis did not restart on it: %s; start Redis by "
+                           "hand" % (target, getattr(exc, "msg", str(exc))))
+    result["keys"] = {db: value["keys"] for db, value in actual.items()}
+    return result
+
+
 def source_from_options(options):
     """Kind contract: a Source from module option names (redis_* connection, rdb_path, bgsave_timeout)."""
     return RedisSource(connection_from_options(options), rdb_path=options.get("rdb_path"),

@@ -36,3 +36,24 @@ options:
 notes:
   - Lifeboat speaks the Redis protocol itself (no redis-py or redis-cli needed on the host).
 """
+
+    # The restart options shared by redis_restore and redis_put_back (lifeboat.backup.redis.restart).
+    RESTART = r"""
+options:
+  service_name:
+    description: Service restarted by the default I(restart_command).
+    type: str
+    default: redis-server
+  restart_command:
+    description:
+      - Command (an argument list, run without a shell) that restarts Redis and returns once it was started.
+      - Default is C(["systemctl", "restart", <service_name>]).
+    type: list
+    elements: str
+  start_timeout:
+    description:
+      - Seconds to wait for each step that waits on Redis, the restart command and the server answering with its
+        data loaded (and, in M(lifeboat.backup.redis_restore), the save of the live data before the restore).
+    type: int
+    default: 300
+"""

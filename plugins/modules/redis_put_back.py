@@ -30,22 +30,9 @@ options:
         (C(<rdb>.lifeboat-prev-<time>)). It goes back to C(<rdb>).
     type: path
     required: true
-  service_name:
-    description: Service restarted by the default I(restart_command).
-    type: str
-    default: redis-server
-  restart_command:
-    description:
-      - Command (an argument list, run without a shell) that restarts Redis and returns once it was started.
-      - Default is C(["systemctl", "restart", <service_name>]).
-    type: list
-    elements: str
-  start_timeout:
-    description: Seconds to wait for the restart command, and for the server to answer and load its data.
-    type: int
-    default: 300
 extends_documentation_fragment:
   - lifeboat.backup.redis
+  - lifeboat.backup.redis.restart
 attributes:
   check_mode:
     support: full
@@ -102,17 +89,15 @@ keys:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.redis import (
-    DEFAULT_SERVICE, connection_from_options, connection_spec, put_back_redis)
+    connection_from_options, connection_spec, put_back_redis, restart_spec)
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import run_module
 
 
 def main():
     spec = connection_spec()
+    spec.update(restart_spec())
     spec.update(
         previous=dict(type="path", required=True),
-        service_name=dict(type="str", default=DEFAULT_SERVICE),
-        restart_command=dict(type="list", elements="str"),
-        start_timeout=dict(type="int", default=300),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params

@@ -33,20 +33,6 @@ options:
       - The RDB file the server loads at start. Default is C(dir)/C(dbfilename) as reported by C(CONFIG GET).
       - Required when the server is not running (then I(restart_command) starts it), or when C(CONFIG) is not allowed.
     type: path
-  service_name:
-    description: Service restarted by the default I(restart_command).
-    type: str
-    default: redis-server
-  restart_command:
-    description:
-      - Command (an argument list, run without a shell) that restarts Redis and returns once it was started.
-      - Default is C(["systemctl", "restart", <service_name>]).
-    type: list
-    elements: str
-  start_timeout:
-    description: Seconds to wait for the pre-restore save, the restart command, and the server to answer and load its data.
-    type: int
-    default: 300
   owner:
     description: Owner of the restored RDB file. Default is the owner of the file it replaces, else the owner of its directory.
     type: str
@@ -64,6 +50,7 @@ options:
     default: true
 extends_documentation_fragment:
   - lifeboat.backup.redis
+  - lifeboat.backup.redis.restart
   - lifeboat.backup.repository
   - lifeboat.backup.restore
 attributes:
@@ -135,7 +122,7 @@ verification:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.redis import (
-    DEFAULT_SERVICE, connection_spec, restore_from_options)
+    connection_spec, restart_spec, restore_from_options)
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, repository_from_params, restore_spec, run_module)
 
@@ -143,11 +130,9 @@ from ansible_collections.lifeboat.backup.plugins.module_utils.module_options imp
 def main():
     spec = restore_spec()
     spec.update(connection_spec())
+    spec.update(restart_spec())
     spec.update(
         rdb_path=dict(type="path"),
-        service_name=dict(type="str", default=DEFAULT_SERVICE),
-        restart_command=dict(type="list", elements="str"),
-        start_timeout=dict(type="int", default=300),
         owner=dict(type="str"),
         group=dict(type="str"),
         mode=dict(type="raw"),

@@ -37,6 +37,15 @@ def connection_spec():
     )
 
 
+def restart_spec():
+    """Module argument_spec entries of the restart options (doc fragment lifeboat.backup.redis.restart)."""
+    return dict(
+        service_name=dict(type="str", default=DEFAULT_SERVICE),
+        restart_command=dict(type="list", elements="str"),
+        start_timeout=dict(type="int", default=300),
+    )
+
+
 def connection_from_options(options):
     """Connection keyword arguments for RedisClient from module option names. The password falls back to
     the REDISCLI_AUTH environment variable (as for redis-cli); it is never passed on a command line."""

@@ -15,8 +15,7 @@ import tarfile
 import tempfile
 
 from .errors import ConfigError, IntegrityError, LifeboatError, RestoreError, SourceError
-from .files import fsync_dir
-from .naming import utcnow
+from .files import aside_name, fsync_dir
 from .restore import find_set, open_set, set_result
 from .sqlite import COMPANIONS, HEADER, copy_snapshot, inspect
 from .streams import CHUNK, IterReader, iter_chunks
@@ -506,7 +505,7 @@ def _verify_tree(staging, counts, manifest):
 
 
 def aside_dir_name(target):
-    base = "%s.lifeboat-prev-%s" % (target, utcnow().strftime("%Y%m%dT%H%M%SZ"))
+    base = aside_name(target)
     candidate, number = base, 1
     while os.path.lexists(candidate):
         candidate = "%s-%d" % (base, number)

@@ -61,8 +61,17 @@ def apply_attributes(path, owner=None, group=None, mode=None, like=None):
     os.chmod(path, mode)
 
 
+ASIDE_MARK = ".lifeboat-prev-"
+
+
 def aside_name(target):
-    return "%s.lifeboat-prev-%s" % (target, utcnow().strftime("%Y%m%dT%H%M%SZ"))
+    return "%s%s%s" % (target, ASIDE_MARK, utcnow().strftime("%Y%m%dT%H%M%SZ"))
+
+
+def kept_for(aside):
+    """The target whose previous data `aside` holds (<target>.lifeboat-prev-<time>), or None for another name."""
+    target, mark, _stamp = aside.rpartition(ASIDE_MARK)
+    return target if mark and target else None
 
 
 class Swap(object):

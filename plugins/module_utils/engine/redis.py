@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from .errors import ConfigError, IntegrityError, RestoreError, SourceError, ToolError
-from .files import Swap, apply_attributes, fsync_dir
+from .files import Swap, apply_attributes, fsync_dir, kept_for
 from .process import run_tool
 from .resp import ProtocolError, RedisClient, RespError, keyspace
 from .restore import fetch_to_file, find_set, set_result
@@ -303,6 +303,14 @@ def default_restart_command(service_name):
     return ["systemctl", "restart", service_name or DEFAULT_SERVICE]
 
 
+def restart_argv(restart_command, service_name):
+    """The command that restarts Redis: restart_command, else systemctl restart <service_name>."""
+    argv = list(restart_command) if restart_command else default_restart_command(service_name)
+    if not all(isinstance(part, str) and part for part in argv):
+        raise ConfigError("restart_command must be a list of non-empty strings (an argument list, no shell)")
+    return argv
+
+
 class _Server(object):
     """What the restore needs from the live server: where the RDB is, AOF state, save points."""
 
@@ -361,9 +369,7 @@ def restore_redis(repository, job, connection, backup="latest", before=None, ide
     """Place the RDB of a set, restart Redis, check key counts. On failure the previous RDB is put back
     (and the server restarted on it when it had already been restarted)."""
     backup_set = find_set(repository, job, "redis", backup, before)
-    argv = list(restart_command) if restart_command else default_restart_command(service_name)
-    if not all(isinstance(part, str) and part for part in argv):
-        raise ConfigError("restart_command must be a list of non-empty strings (an argument list, no shell)")
+    argv = restart_argv(restart_command, service_name)
     server = _Server(connection, start_timeout)
     result = {"backup": set_result(repository, job, backup_set), "previous": None, "restart_command": argv}
 
@@ -523,16 +529,14 @@ def put_back_redis(connection, previous, service_name=DEFAULT_SERVICE, restart_c
     server's config brings them back). Writes made since the restore are lost, as with any rollback.
     Returns {'restored_to', 'previous', 'restart_command', 'keys', 'changed'}."""
     previous = os.path.abspath(os.path.expanduser(previous or ""))
-    target, marker, _stamp = previous.rpartition(".lifeboat-prev-")
-    if not marker or not target:
+    target = kept_for(previous)
+    if not target:
         raise ConfigError("previous %s is not an RDB that redis_restore kept aside (those are named "
                           "<rdb>.lifeboat-prev-<time>, as redis_restore returns them in `previous`)" % previous)
     if not os.path.isfile(previous):
         raise RestoreError("%s does not exist, so there is nothing to put back (was it put back or removed "
                            "already?); Redis was not touched" % previous)
-    argv = list(restart_command) if restart_command else default_restart_command(service_name)
-    if not all(isinstance(part, str) and part for part in argv):
-        raise ConfigError("restart_command must be a list of non-empty strings (an argument list, no shell)")
+    argv = restart_argv(restart_command, service_name)
     server = _Server(connection, start_timeout)
     located = old_run_id = None  # a stopped server: the file goes back and restart_command starts it
     try:

@@ -97,7 +97,8 @@ options:
     default: true
   analyze:
     description:
-      - Run C(ANALYZE) on what was restored (the whole database, or the tables of I(tables) and I(schemas)) once
+      - Run C(ANALYZE) on what was restored (every table and materialized view of the database, the system
+        catalogs left out, or the tables of I(tables) and I(schemas)) once
         the indexes are built, so the planner has statistics before the first query; C(pg_restore) restores
         none, and until autovacuum gets to a freshly loaded table its queries may get poor plans.
       - With I(safe_swap) it runs on the restored copy before the swap. A failure is a warning; the restore stands.

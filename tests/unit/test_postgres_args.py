@@ -208,7 +208,7 @@ class RecordingConnection(object):
 
 
 def test_analyze_covers_what_was_restored_and_a_failure_is_only_a_warning():
-    from engine.postgres import PostgresError, PostgresRestore
+    from engine.postgres import ANALYZE_USER_TABLES_SQL, PostgresError, PostgresRestore
     restore = PostgresRestore(None, conn(), "j", "db")
     restore.connection = RecordingConnection()
     result = {}
@@ -216,7 +216,7 @@ def test_analyze_covers_what_was_restored_and_a_failure_is_only_a_warning():
     assert restore._analyze("db_new", ["public.orders", 'sales.Order "lines"', "public.my.table"], result) is True
     assert restore._analyze("db_new", [], result) is False  # a selection without tables: nothing to analyze
     assert restore.connection.sent == [
-        ("db_new", "ANALYZE"),
+        ("db_new", ANALYZE_USER_TABLES_SQL),
         ("db_new", 'ANALYZE "public"."orders", "sales"."Order ""lines""", "public"."my.table"')]
     assert "warnings" not in result
     restore.connection = RecordingConnection(PostgresError("could not connect to PostgreSQL"))

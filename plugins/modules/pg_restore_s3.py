@@ -68,6 +68,8 @@ options:
       - Parallel sessions for the data (the rows of one table are shared out too) and for the post-data step
         (indexes, constraints, triggers).
       - Above 1 the head of the archive (its table of contents) is staged in I(tmp_dir).
+      - Each session is one connection (I(jobs) + 1 while the indexes are built, with the row-count check), so
+        the server's C(max_connections) and the role's C(CONNECTION LIMIT) must leave room for them.
     type: int
     default: 1
   tmp_dir:

@@ -101,6 +101,12 @@ def test_error_messages():
     msg = explain('FATAL:  database "nope" does not exist', target, user, "nope", "connect").msg
     assert msg.startswith("database nope does not exist")
     assert "login_password" in explain("fe_sendauth: no password supplied", target, user, "a", "connect").msg
+    for fatal in ("sorry, too many clients already",
+                  "remaining connection slots are reserved for non-replication superuser connections",
+                  'too many connections for database "app"'):
+        msg = explain('pg_restore: error: connection to server at "127.0.0.1", port 5999 failed: FATAL:  ' + fatal,
+                      target, user, "app", "connect for pg_restore").msg
+        assert "no free connection slot" in msg and fatal in msg and "lower jobs" in msg, msg
 
 
 def test_tool_major_and_names():

@@ -280,6 +280,10 @@ class Connection(object):
         return text.strip()
 
 
+# The server turned a login away for want of a connection slot (max_connections, or a role's or database's
+# CONNECTION LIMIT): "sorry, too many clients already", "remaining connection slots are reserved for ...",
+# "too many connections for role/database ...".
+NO_FREE_SLOT = ("too many clients", "remaining connection slots are reserved", "too many connections for")
 UNREACHABLE = ("connection refused", "could not connect", "no such file or directory", "could not translate host name",
                "timeout expired", "network is unreachable", "server closed the connection")
 
@@ -307,6 +311,11 @@ def explain(stderr, target, user, database, doing):
     if "peer authentication failed" in low or "ident authentication failed" in low:
         return PostgresError("PostgreSQL at %s refused peer/ident login for %s: run the task as that OS user "
                              "(become_user) or log in over TCP with login_host and login_password" % (target, who))
+    if any(marker in low for marker in NO_FREE_SLOT):
+        return PostgresError("PostgreSQL at %s turned away a connection of %s (%s): it has no free connection slot. "
+                             "Wait for sessions to end, raise max_connections (or the CONNECTION LIMIT of the role "
+                             "or database), or, for a restore, lower jobs (each job is one more session)"
+                             % (target, who, _first_line(text)))
     if any(p in low for p in UNREACHABLE) and ("connect" in low or "socket" in low):
         return PostgresError("cannot reach PostgreSQL at %s (%s): is the server running and listening there? "
                              "check login_host, login_port and login_unix_socket (or PGHOST / PGPORT)"
@@ -940,6 +949,11 @@ class PostgresRestore(object):
                         load.run(script)
                     except ToolError as exc:
                         raise self._restore_failure(exc, script.stderr_tail(), database)
+                    except RestoreError as exc:
+                        if any(marker in exc.msg.lower() for marker in NO_FREE_SLOT):
+                            explained = self.connection.explain(exc.msg, database, "start a parallel load session")
+                            raise RestoreError(explained.msg)
+                        raise
             for _chunk in iter_chunks(archive):
                 pass
         return load.row_counts()

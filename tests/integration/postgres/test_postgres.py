@@ -341,6 +341,24 @@ def test_server_down(ansible, postgres, bench_set, tmp_path):
     assert out.get("failed") and "cannot reach PostgreSQL" in out["msg"], out["msg"]
 
 
+def test_jobs_beyond_the_connection_limit(postgres, bench_set, tmp_path):
+    """A role allowed 2 sessions restores with jobs 3: the third session is turned away. The message says why
+    and what to change, and the half-loaded new database is dropped again."""
+    postgres.sql("DROP ROLE IF EXISTS lblimited")
+    postgres.sql("CREATE ROLE lblimited LOGIN CREATEDB CONNECTION LIMIT 2 PASSWORD '%s'" % PASSWORD)
+    try:
+        out = engine_restore(bench_set["dest"], **dict(postgres.login(login_user="lblimited"), job="bench",
+                                                       database="limited", jobs=3, no_owner=True,
+                                                       tmp_dir=str(tmp_path)))
+    finally:
+        postgres.drop("limited")
+        postgres.sql("DROP ROLE lblimited")
+    assert out.get("failed"), out
+    assert "has no free connection slot" in out["msg"] and "too many connections for role" in out["msg"], out["msg"]
+    assert "lower jobs" in out["msg"] and "was dropped again" in out["msg"], out["msg"]
+    assert PASSWORD not in out["msg"]
+
+
 def test_missing_database_and_missing_set(ansible, postgres, tmp_path):
     dest = str(tmp_path / "repo")
     out = ansible.module(DUMP, dict(postgres.login(), job="x", database="no_such_db", dest=dest))

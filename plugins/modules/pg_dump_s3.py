@@ -40,6 +40,14 @@ options:
     description: Include the role password hashes in the globals. Set to false to dump globals as a non-superuser.
     type: bool
     default: true
+  lock_wait_timeout:
+    description:
+      - Seconds to wait for the table locks C(pg_dump) takes when it starts (C(--lock-wait-timeout)) and for those of
+        the row counts. A session holding a table exclusively (a long migration, C(VACUUM FULL)) then fails the
+        backup within that time, naming the table, instead of holding the schedule's run (and its overlap lock) until
+        the session ends.
+      - Unset, the dump waits as long as the lock is held, as C(pg_dump) does.
+    type: int
 extends_documentation_fragment:
   - lifeboat.backup.repository
   - lifeboat.backup.backup
@@ -79,6 +87,7 @@ EXAMPLES = r"""
     job: app-pg
     database: app
     globals: true
+    lock_wait_timeout: 60
     dest: /var/backups/lifeboat
     s3:
       bucket: acme-backups

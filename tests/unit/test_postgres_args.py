@@ -101,6 +101,13 @@ def test_error_messages():
     msg = explain('FATAL:  database "nope" does not exist', target, user, "nope", "connect").msg
     assert msg.startswith("database nope does not exist")
     assert "login_password" in explain("fe_sendauth: no password supplied", target, user, "a", "connect").msg
+    msg = explain("pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\npg_dump: "
+                  "detail: Query was: LOCK TABLE public.orders IN ACCESS SHARE MODE", target, user, "app", "dump").msg
+    assert "table public.orders of database app" in msg and "lock_wait_timeout" in msg, msg
+    msg = explain("ERROR:  canceling statement due to lock timeout", target, user, "app", "count rows").msg
+    assert "stayed locked" in msg and "pg_locks" in msg, msg
+    assert "stayed locked" not in explain("ERROR:  canceling statement due to statement timeout", target, user, "app",
+                                          "run a query").msg  # a slow query is not a lock wait
     for fatal in ("sorry, too many clients already",
                   "remaining connection slots are reserved for non-replication superuser connections",
                   'too many connections for database "app"'):

@@ -311,6 +311,12 @@ def explain(stderr, target, user, database, doing):
     if "peer authentication failed" in low or "ident authentication failed" in low:
         return PostgresError("PostgreSQL at %s refused peer/ident login for %s: run the task as that OS user "
                              "(become_user) or log in over TCP with login_host and login_password" % (target, who))
+    if lock_wait_expired(text):
+        match = re.search(r"LOCK TABLE (\S+)", text)
+        return PostgresError("%s of database %s on PostgreSQL at %s stayed locked by another session past "
+                             "lock_wait_timeout, so nothing was dumped: find the session holding the lock (pg_locks "
+                             "joined with pg_stat_activity) and let it finish, then run the backup again, or raise "
+                             "lock_wait_timeout" % ("table %s" % match.group(1) if match else "a table", database, target))
     if any(marker in low for marker in NO_FREE_SLOT):
         return PostgresError("PostgreSQL at %s turned away a connection of %s (%s): it has no free connection slot. "
                              "Wait for sessions to end, raise max_connections (or the CONNECTION LIMIT of the role "
@@ -324,6 +330,12 @@ def explain(stderr, target, user, database, doing):
         return PostgresError("PostgreSQL at %s refused to %s for %s: %s; grant the privilege or use another "
                              "login_user" % (target, doing, who, _first_line(text)))
     return PostgresError("could not %s on PostgreSQL at %s: %s" % (doing, target, text[-1500:] or "no error output"))
+
+
+def lock_wait_expired(text):
+    """A table lock was not granted in time: lock_timeout in a session (the row counts), or pg_dump's
+    --lock-wait-timeout, which it applies as a statement_timeout on its LOCK TABLE statements."""
+    return "due to lock timeout" in text or ("due to statement timeout" in text and "LOCK TABLE" in text)
 
 
 def _first_line(text):
@@ -468,7 +480,7 @@ class _HeadStager(object):
 class SnapshotSession(object):
     """A psql session holding a REPEATABLE READ transaction whose snapshot pg_dump imports."""
 
-    def __init__(self, connection, database):
+    def __init__(self, connection, database, lock_timeout=None):
         self.connection = connection
         self.database = database
         self._stderr = tempfile.TemporaryFile()
@@ -479,7 +491,9 @@ class SnapshotSession(object):
         except FileNotFoundError:
             self._stderr.close()
             raise missing_tool_error(connection.tool("psql"), "the PostgreSQL snapshot session")
-        self.snapshot = self._ask("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT pg_export_snapshot();",
+        # lock_timeout: the row counts wait for table locks no longer than pg_dump does
+        self.snapshot = self._ask("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n%sSELECT pg_export_snapshot();"
+                                  % ("SET LOCAL lock_timeout = '%ds';\n" % lock_timeout if lock_timeout else ""),
                                   "export a snapshot")
 
     def _send(self, sql):
@@ -541,9 +555,15 @@ class SnapshotSession(object):
 class PostgresSource(object):
     kind = KIND
 
-    def __init__(self, connection, database, include_globals=False, verify=True, role_passwords=True):
+    def __init__(self, connection, database, include_globals=False, verify=True, role_passwords=True,
+                 lock_wait_timeout=None):
         if not database:
             raise ConfigError("database is required: the name of the database to dump")
+        if lock_wait_timeout is not None and (isinstance(lock_wait_timeout, bool) or not isinstance(
+                lock_wait_timeout, int) or lock_wait_timeout < 1):
+            raise ConfigError("lock_wait_timeout must be a whole number of seconds, 1 or more, not %r"
+                              % (lock_wait_timeout,))
+        self.lock_wait_timeout = lock_wait_timeout
         self.connection = connection
         self.database = database
         self.include_globals = include_globals
@@ -611,14 +631,20 @@ class PostgresSource(object):
             globals_sql = self._globals()
             self._globals_size = len(globals_sql)
             head = bundle_header(globals_sql) + globals_sql
-        session = SnapshotSession(self.connection, self.database)
+        session = SnapshotSession(self.connection, self.database, self.lock_wait_timeout)
+        extra = ["--lock-wait-timeout=%ds" % self.lock_wait_timeout] if self.lock_wait_timeout else []
         try:
-            dump = ProcessReader(self.connection.dump_argv(self.database, session.snapshot),
+            dump = ProcessReader(self.connection.dump_argv(self.database, session.snapshot, extra),
                                  "pg_dump of database %s" % self.database, env=self.connection.env(), buffered=False)
             with dump:
                 if self.verify:
                     session.start_counts()
-                yield _ConcatReader(head, _CheckedArchive(dump, self.database))
+                try:
+                    yield _ConcatReader(head, _CheckedArchive(dump, self.database))
+                except ToolError as exc:
+                    if lock_wait_expired(exc.msg):
+                        raise self.connection.explain(exc.msg, self.database, "dump database %s" % self.database)
+                    raise
             # Only reached when the whole stream was consumed and pg_dump exited 0.
             if dump.returncode is None:
                 raise PostgresError("pg_dump output of %s was not read to its end" % self.database)
@@ -1287,7 +1313,8 @@ def source_from_options(options):
     """Kind contract used by the runner: a Source from module option names."""
     return PostgresSource(Connection.from_options(options), options.get("database"),
                           include_globals=options.get("globals", False), verify=options.get("verify", True),
-                          role_passwords=options.get("globals_role_passwords", True))
+                          role_passwords=options.get("globals_role_passwords", True),
+                          lock_wait_timeout=options.get("lock_wait_timeout"))
 
 
 def restore_from_options(repository, options, check_mode=False):

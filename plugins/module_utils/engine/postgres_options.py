@@ -30,6 +30,7 @@ def dump_spec():
         database=dict(type="str", required=True, aliases=["db"]),
         globals=dict(type="bool", default=False),
         globals_role_passwords=dict(type="bool", default=True),
+        lock_wait_timeout=dict(type="int"),
     )
 
 

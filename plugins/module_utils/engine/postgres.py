@@ -1069,7 +1069,7 @@ class PostgresRestore(object):
         if tables:
             # 'schema.table' as select_entries names them: the schema is up to the first dot
             sql = "ANALYZE " + ", ".join("%s.%s" % tuple(quote_ident(part) for part in name.partition(".")[::2])
-                                   for name in tables)
+                                         for name in tables)
         try:
             self.connection.query(sql, database, doing="analyze database %s" % database)
         except LifeboatError as exc:

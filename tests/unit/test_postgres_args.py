@@ -60,6 +60,8 @@ def test_dump_and_globals_argv():
     assert connection.dump_argv("app", "snap-1") == [
         "/usr/lib/postgresql/16/bin/pg_dump", "--format=custom", "--compress=0", "--no-password", "--dbname=dbname='app' host='h'",
         "--snapshot=snap-1"]
+    with_timeout = connection.dump_argv("app", "snap-1", lock_wait_timeout=60)
+    assert with_timeout[-2:] == ["--snapshot=snap-1", "--lock-wait-timeout=60s"]
     assert connection.globals_argv() == [
         "/usr/lib/postgresql/16/bin/pg_dumpall", "--globals-only", "--no-password", "--dbname=host='h'",
         "--database=admin"]

@@ -53,17 +53,20 @@ CONNECTION_OPTIONS = (
 )
 SECRET_PARAMS = ("password", "sslpassword")
 
-ROW_COUNTS_SQL = """
+# Schemas that hold users' tables: not information_schema, and no name starting pg_ (reserved for the system:
+# pg_catalog, pg_toast, pg_temp_N...). `n` is pg_namespace.
+USER_SCHEMAS = "n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'"
+
+ROW_COUNTS_SQL = ("""
 SELECT coalesce(json_object_agg(n.nspname || '.' || c.relname,
     (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname),
                                          false, true, '')))[1]::text::bigint), '{}'::json)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND """ + USER_SCHEMAS + """
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                   AND d.deptype = 'e')
-""".strip()
+""").strip()
 
 # Appended to ROW_COUNTS_SQL after a parallel load: count only what the COPY tags cannot tell (a parent's
 # count(*) includes its children's rows) and the tables the load did not report (their names go in %s).
@@ -75,7 +78,7 @@ COUNT_ONLY_PARENTS_AND = """
 # ANALYZE also walks the catalogs, which a restore did not change, and for a non-superuser it logs a WARNING on
 # the server for each shared catalog it has to skip (about fifty a restore). Partitions are covered by their
 # parent, which recurses into them; foreign tables are left out, as a bare ANALYZE leaves them.
-ANALYZE_USER_TABLES_SQL = """
+ANALYZE_USER_TABLES_SQL = ("""
 DO $lifeboat$
 DECLARE
     relation text;
@@ -83,15 +86,14 @@ BEGIN
     FOR relation IN
         SELECT format('%I.%I', n.nspname, c.relname)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition
-          AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+        WHERE c.relkind IN ('r', 'm', 'p') AND NOT c.relispartition AND """ + USER_SCHEMAS + """
         ORDER BY 1
     LOOP
         EXECUTE 'ANALYZE ' || relation;
     END LOOP;
 END
 $lifeboat$
-""".strip()
+""").strip()
 
 SERVER_SQL = """
 SELECT json_build_object('server_version', current_setting('server_version'),
@@ -206,12 +208,14 @@ class Connection(object):
         return [self.tool("psql"), "-X", "-w"] + (["-q"] if quiet else []) + [
             "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.conninfo(database)] + list(extra)
 
-    def dump_argv(self, database, snapshot=None, extra=()):
+    def dump_argv(self, database, snapshot=None, lock_wait_timeout=None, extra=()):
         # --compress=0: the pipeline compresses (zstd by default); compressing twice only costs CPU.
         argv = [self.tool("pg_dump"), "--format=custom", "--compress=0", "--no-password",
                 "--dbname=%s" % self.conninfo(database)]
         if snapshot:
             argv.append("--snapshot=%s" % snapshot)
+        if lock_wait_timeout:
+            argv.append("--lock-wait-timeout=%ds" % lock_wait_timeout)
         return argv + list(extra)
 
     def globals_argv(self, role_passwords=True):
@@ -280,9 +284,6 @@ class Connection(object):
         return text.strip()
 
 
-# The server turned a login away for want of a connection slot (max_connections, or a role's or database's
-# CONNECTION LIMIT): "sorry, too many clients already", "remaining connection slots are reserved for ...",
-# "too many connections for role/database ...".
 NO_FREE_SLOT = ("too many clients", "remaining connection slots are reserved", "too many connections for")
 UNREACHABLE = ("connection refused", "could not connect", "no such file or directory", "could not translate host name",
                "timeout expired", "network is unreachable", "server closed the connection")
@@ -317,7 +318,7 @@ def explain(stderr, target, user, database, doing):
                              "lock_wait_timeout, so nothing was dumped: find the session holding the lock (pg_locks "
                              "joined with pg_stat_activity) and let it finish, then run the backup again, or raise "
                              "lock_wait_timeout" % ("table %s" % match.group(1) if match else "a table", database, target))
-    if any(marker in low for marker in NO_FREE_SLOT):
+    if no_free_slot(text):
         return PostgresError("PostgreSQL at %s turned away a connection of %s (%s): it has no free connection slot. "
                              "Wait for sessions to end, raise max_connections (or the CONNECTION LIMIT of the role "
                              "or database), or, for a restore, lower jobs (each job is one more session)"
@@ -330,6 +331,14 @@ def explain(stderr, target, user, database, doing):
         return PostgresError("PostgreSQL at %s refused to %s for %s: %s; grant the privilege or use another "
                              "login_user" % (target, doing, who, _first_line(text)))
     return PostgresError("could not %s on PostgreSQL at %s: %s" % (doing, target, text[-1500:] or "no error output"))
+
+
+def no_free_slot(text):
+    """The server turned a login away for want of a connection slot (max_connections, or a role's or database's
+    CONNECTION LIMIT): "sorry, too many clients already", "remaining connection slots are reserved for ...",
+    "too many connections for role/database ..."."""
+    low = text.lower()
+    return any(marker in low for marker in NO_FREE_SLOT)
 
 
 def lock_wait_expired(text):
@@ -632,9 +641,8 @@ class PostgresSource(object):
             self._globals_size = len(globals_sql)
             head = bundle_header(globals_sql) + globals_sql
         session = SnapshotSession(self.connection, self.database, self.lock_wait_timeout)
-        extra = ["--lock-wait-timeout=%ds" % self.lock_wait_timeout] if self.lock_wait_timeout else []
         try:
-            dump = ProcessReader(self.connection.dump_argv(self.database, session.snapshot, extra),
+            dump = ProcessReader(self.connection.dump_argv(self.database, session.snapshot, self.lock_wait_timeout),
                                  "pg_dump of database %s" % self.database, env=self.connection.env(), buffered=False)
             with dump:
                 if self.verify:
@@ -976,7 +984,7 @@ class PostgresRestore(object):
                     except ToolError as exc:
                         raise self._restore_failure(exc, script.stderr_tail(), database)
                     except RestoreError as exc:
-                        if any(marker in exc.msg.lower() for marker in NO_FREE_SLOT):
+                        if no_free_slot(exc.msg):
                             explained = self.connection.explain(exc.msg, database, "start a parallel load session")
                             raise RestoreError(explained.msg)
                         raise

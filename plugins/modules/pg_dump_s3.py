@@ -15,7 +15,10 @@ description:
     repository in one pass, without temporary files. The manifest is written last, and only when C(pg_dump) and every
     other process exited successfully, so a dump that fails half way leaves no complete set and no finished upload.
   - With I(verify), the manifest records exact per-table row counts taken in the very snapshot C(pg_dump) dumps (a
-    C(REPEATABLE READ) transaction exports its snapshot, C(pg_dump --snapshot) imports it).
+    C(REPEATABLE READ) transaction exports its snapshot, C(pg_dump --snapshot) imports it). The counts start once
+    C(pg_dump) has locked every table. A table another session rewrote while the dump ran (C(ALTER TABLE),
+    C(TRUNCATE), C(VACUUM FULL), C(CLUSTER)) cannot be counted in that snapshot; it is left out of the counts and
+    named under C(verification.row_counts_skipped).
   - The manifest also records the server, C(psql) and C(pg_dump) versions, the database encoding and locale.
   - With I(globals), the roles and tablespaces (C(pg_dumpall --globals-only)) are stored in the same data object
     (a C(data.pgbundle) holding a one-line header, the globals SQL, then the archive). Without it the data object is

@@ -68,6 +68,26 @@ WHERE c.relkind IN ('r', 'p')
                   AND d.deptype = 'e')
 """).strip()
 
+# Run after ROW_COUNTS_SQL in the snapshot session: tables whose storage was replaced after the snapshot (ALTER
+# TABLE that rewrites, TRUNCATE, VACUUM FULL, CLUSTER), with every ancestor whose count(*) takes in theirs. Such a
+# change waits for pg_dump's lock, so the dump holds the rows as of the snapshot; but a count that ran after it
+# read the new storage through the old snapshot and may have found none. pg_class as the snapshot saw it against
+# pg_relation_filenode(), which reads the current catalog.
+REWRITTEN_SQL = ("""
+WITH RECURSIVE moved(oid) AS (
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND """ + USER_SCHEMAS + """
+      AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid)
+  UNION
+    SELECT i.inhparent FROM pg_inherits i JOIN moved m ON i.inhrelid = m.oid)
+SELECT coalesce(json_agg(n.nspname || '.' || c.relname ORDER BY n.nspname, c.relname), '[]'::json)
+FROM moved m JOIN pg_class c ON c.oid = m.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+""").strip()
+REWRITTEN_REASON = ("its storage, or a partition's or child table's, was replaced by another session (ALTER TABLE, "
+                    "TRUNCATE, VACUUM FULL or CLUSTER) while the dump ran; a count in the dump's snapshot reads the "
+                    "new storage and can find no rows, so none is recorded. The dump holds the rows as of the "
+                    "snapshot")
+
 # Appended to ROW_COUNTS_SQL after a parallel load: count only what the COPY tags cannot tell (a parent's
 # count(*) includes its children's rows) and the tables the load did not report (their names go in %s).
 COUNT_ONLY_PARENTS_AND = """
@@ -531,15 +551,37 @@ class SnapshotSession(object):
             return ""
 
     def start_counts(self):
-        """Counts run in the exporting transaction (its snapshot) while pg_dump streams; read with finish()."""
+        """Counts run in the exporting transaction (its snapshot) while pg_dump streams; read with read_counts().
+
+        Sent only once pg_dump has written its first bytes: pg_dump locks every table before it writes anything,
+        so the counts never hold a lock pg_dump still has to take. Sent earlier, a migration asking for a table
+        between the two would queue behind the counts and pg_dump behind the migration, while the counts'
+        transaction waits for pg_dump: a deadlock the server cannot see, as one side of it is lifeboat."""
         self._send(ROW_COUNTS_SQL + ";")
 
     def read_counts(self):
-        text = self._answer("count rows")
+        """({'schema.table': rows}, {'schema.table': why it is left out}) once the counts have run."""
         try:
-            return {key: int(value) for key, value in sorted(json.loads(text).items())}
+            text = self._answer("count rows")
+        except PostgresError:
+            gone = re.search(r'relation "([^"]+)" does not exist', self._stderr_text())
+            if gone:
+                raise PostgresError(
+                    "table %s of database %s was dropped or renamed by another session while the dump ran, so its "
+                    "rows could not be counted in the dump's snapshot and the set was not kept: run the backup again "
+                    "(or set verify: false to skip the counts)" % (gone.group(1), self.database))
+            raise
+        try:
+            counts = {key: int(value) for key, value in sorted(json.loads(text).items())}
         except (ValueError, AttributeError, TypeError):
             raise PostgresError("unexpected row count answer from psql: %r" % text[:200])
+        text = self._ask(REWRITTEN_SQL + ";", "look for tables rewritten while the dump ran")
+        try:
+            rewritten = json.loads(text)
+        except ValueError:
+            raise PostgresError("unexpected answer from psql: %r" % text[:200])
+        skipped = {name: REWRITTEN_REASON for name in rewritten if name in counts}
+        return {key: value for key, value in counts.items() if key not in skipped}, skipped
 
     def commit(self):
         self._send("COMMIT;")
@@ -645,10 +687,9 @@ class PostgresSource(object):
             dump = ProcessReader(self.connection.dump_argv(self.database, session.snapshot, self.lock_wait_timeout),
                                  "pg_dump of database %s" % self.database, env=self.connection.env(), buffered=False)
             with dump:
-                if self.verify:
-                    session.start_counts()
+                archive = _CheckedArchive(dump, self.database, session.start_counts if self.verify else None)
                 try:
-                    yield _ConcatReader(head, _CheckedArchive(dump, self.database))
+                    yield _ConcatReader(head, archive)
                 except ToolError as exc:
                     if lock_wait_expired(exc.msg):
                         raise self.connection.explain(exc.msg, self.database, "dump database %s" % self.database)
@@ -657,25 +698,30 @@ class PostgresSource(object):
             if dump.returncode is None:
                 raise PostgresError("pg_dump output of %s was not read to its end" % self.database)
             if self.verify:
-                self._verification = {"row_counts": session.read_counts(),
+                counts, skipped = session.read_counts()
+                self._verification = {"row_counts": counts,
                                       "row_counts_method": "exact count(*) in the snapshot pg_dump used",
                                       "snapshot": session.snapshot}
+                if skipped:
+                    self._verification["row_counts_skipped"] = skipped
             session.commit()
         finally:
             session.close()
 
 
 class _CheckedArchive(object):
-    """pg_dump's stdout: the first bytes must be a custom archive; exit status is checked by ProcessReader."""
+    """pg_dump's stdout: the first bytes must be a custom archive, and `on_start` is called once they have come
+    (pg_dump has locked every table by then); exit status is checked by ProcessReader."""
 
-    def __init__(self, reader, database):
+    def __init__(self, reader, database, on_start=None):
         self._reader = reader
         self._database = database
+        self._on_start = on_start
         self._first = True
 
     def read(self, size=CHUNK):
         data = self._reader.read(size)
-        if self._first and data:
+        if self._first:
             self._first = False
             while len(data) < len(ARCHIVE_MAGIC):
                 more = self._reader.read(size)
@@ -683,8 +729,10 @@ class _CheckedArchive(object):
                     break
                 data += more
             if not data.startswith(ARCHIVE_MAGIC):
-                raise ToolError("pg_dump of %s did not write a custom-format archive (it starts with %r)"
-                                % (self._database, data[:16]))
+                raise ToolError("pg_dump of %s did not write a custom-format archive (it %s)" % (
+                    self._database, "starts with %r" % data[:16] if data else "wrote nothing"))
+            if self._on_start is not None:
+                self._on_start()
         return data
 
     def splice_fd(self):

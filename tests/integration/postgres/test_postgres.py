@@ -370,57 +370,6 @@ def test_missing_database_and_missing_set(ansible, postgres, tmp_path):
     assert not postgres.exists("y")
 
 
-def test_pg_dump_failing_midway_leaves_nothing_complete(postgres, s3, tmp_path):
-    """pg_dump writes part of an archive then exits 1: no manifest anywhere, no object in S3."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("psql", "pg_dumpall", "pg_restore"):
-        os.symlink(os.path.join(PG_BIN, tool), str(bin_dir / tool))
-    fake = bin_dir / "pg_dump"
-    fake.write_text("#!/bin/sh\nif [ \"$1\" = --version ]; then exec %s/pg_dump --version; fi\n"
-                    "%s/pg_dump \"$@\" | head -c 300000\nexit 1\n" % (PG_BIN, PG_BIN))
-    fake.chmod(0o755)
-    dest = str(tmp_path / "repo")
-    connection = Connection(pg_bin_dir=str(bin_dir), **postgres.login())
-    with pytest.raises(Exception) as info:
-        run_backup(PostgresSource(connection, "bench"), Repository.from_options(dest=dest, s3=s3), "half")
-    assert "pg_dump" in str(info.value) and "status 1" in str(info.value)
-    assert glob.glob(os.path.join(dest, "**", "manifest.json"), recursive=True) == []
-    assert glob.glob(os.path.join(dest, "half", "*", "*")) == []
-    assert postgres_objects(s3) == []
-
-
-def test_lock_wait_timeout_fails_fast_instead_of_hanging(postgres, tmp_path):
-    """A session holds an exclusive lock on a table (a long migration): with lock_wait_timeout the dump fails
-    within seconds, names the table and what to do, and leaves no set; the database is untouched."""
-    holder = subprocess.Popen([os.path.join(PG_BIN, "psql"), "-X", "-q", "-d", "bench"], stdin=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, env=postgres.admin_env())
-    try:
-        holder.stdin.write(b"BEGIN;\nLOCK TABLE pgbench_tellers IN ACCESS EXCLUSIVE MODE;\n")
-        holder.stdin.flush()
-        deadline = time.monotonic() + 30
-        while postgres.sql("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted AND "
-                           "relation = 'pgbench_tellers'::regclass", "bench") != "1":
-            assert time.monotonic() < deadline, "the lock was never taken"
-            time.sleep(0.1)
-        dest = str(tmp_path / "repo")
-        started = time.monotonic()
-        with pytest.raises(LifeboatError) as info:
-            run_backup(PostgresSource(Connection(**postgres.login()), "bench", lock_wait_timeout=1),
-                       Repository.from_options(dest=dest), "locked")
-        assert time.monotonic() - started < 20
-    finally:
-        holder.stdin.write(b"ROLLBACK;\n")
-        holder.stdin.close()
-        holder.wait(timeout=30)
-    msg = info.value.msg
-    assert "table public.pgbench_tellers of database bench" in msg and "stayed locked" in msg and "lock_wait_timeout" in msg, msg
-    assert glob.glob(os.path.join(dest, "**", "manifest.json"), recursive=True) == []
-    with pytest.raises(LifeboatError) as info:
-        PostgresSource(Connection(**postgres.login()), "bench", lock_wait_timeout=0)
-    assert "lock_wait_timeout must be" in info.value.msg
-
-
 def test_globals_bundle(ansible, postgres, tmp_path):
     """Superuser over the local socket: roles travel in the same data object and come back."""
     postgres.sql("CREATE ROLE lb_reader LOGIN PASSWORD 'reader-pw'; GRANT SELECT ON pgbench_branches TO lb_reader",

@@ -102,6 +102,9 @@ def test_error_messages():
     assert msg.startswith("cannot reach PostgreSQL at 127.0.0.1 port 5999")
     msg = explain('FATAL:  database "nope" does not exist', target, user, "nope", "connect").msg
     assert msg.startswith("database nope does not exist")
+    msg = explain('psql: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: FATAL:  '
+                  'role "root" does not exist', target, None, "app", "connect").msg
+    assert "has no role for the login user" in msg and "become_user: postgres" in msg
     assert "login_password" in explain("fe_sendauth: no password supplied", target, user, "a", "connect").msg
     msg = explain("pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\npg_dump: "
                   "detail: Query was: LOCK TABLE public.orders IN ACCESS SHARE MODE", target, user, "app", "dump").msg

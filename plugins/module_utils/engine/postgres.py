@@ -325,7 +325,9 @@ def explain(stderr, target, user, database, doing):
         return PostgresError("database %s does not exist on PostgreSQL at %s: check database (psql -l lists them)"
                              % (name, target))
     if "role" in low and "does not exist" in low:
-        return PostgresError("PostgreSQL at %s has no role for %s: check login_user (or PGUSER)" % (target, who))
+        return PostgresError("PostgreSQL at %s has no role for %s: check login_user (or PGUSER). A freshly installed "
+                             "server has only the postgres role, which logs in by peer over the local socket: run the "
+                             "task as the postgres OS user (become_user: postgres)" % (target, who))
     if "no pg_hba.conf entry" in low:
         return PostgresError("PostgreSQL at %s does not allow %s to connect from here (no pg_hba.conf entry): "
                              "add one on the server or connect another way" % (target, who))

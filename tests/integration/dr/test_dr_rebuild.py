@@ -1,16 +1,20 @@
-"""playbooks/dr_rebuild_ec2.yml end to end: the sample app (a SQLite database and an uploads directory) is
-backed up to moto S3; the runbook creates a VPC/subnet/security group/key pair, looks up the AMI, launches the
-instance in moto EC2 with an instance profile, then bootstraps a fresh podman container standing in for it
-(apt installs python3-boto3, zstd, sqlite3 inside), restores both jobs from S3, starts the health service under
+"""playbooks/dr_rebuild_ec2.yml end to end: the sample app (a SQLite database, an uploads directory and a
+PostgreSQL database with its roles) is backed up to moto S3; the runbook creates a VPC/subnet/security group/key
+pair, looks up the AMI, launches the instance in moto EC2 with an instance profile, then bootstraps a fresh podman
+container standing in for it (apt installs python3-boto3, zstd, sqlite3 and PostgreSQL inside), restores the three
+jobs from S3 (PostgreSQL as the postgres OS user, as a fresh cluster requires), starts the health service under
 systemd, polls it, and reports RTO and RPO."""
 
 import hashlib
+import importlib.util
 import json
 import os
+import shutil
 import sqlite3
 import time
 import urllib.request
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -40,6 +44,31 @@ def make_app(root):
         with open(path, "wb") as handle:
             handle.write(os.urandom(size))
     return db, uploads
+
+
+@pytest.fixture
+def old_postgres():
+    """The app's PostgreSQL on the 'old' host (a server of the tests' own, see ../postgres/pgserver.py): role shop
+    owns database shop with ROWS orders."""
+    spec = importlib.util.spec_from_file_location("lifeboat_dr_pgserver",
+                                                  os.path.join(HERE, os.pardir, "postgres", "pgserver.py"))
+    pgserver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pgserver)
+    server = pgserver.Postgres()
+    try:
+        server.sql("CREATE ROLE shop LOGIN PASSWORD 'shop-pw'")
+        server.sql("CREATE DATABASE shop OWNER shop")
+        server.sql("SET ROLE shop; CREATE TABLE orders (id serial PRIMARY KEY, total_cents int NOT NULL);"
+                   "INSERT INTO orders (total_cents) SELECT g * 7 %% 100000 FROM generate_series(1, %d) g" % ROWS,
+                   "shop")
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.base, ignore_errors=True)
+
+
+PG_FINGERPRINT = "SELECT count(*) || ' ' || sum(total_cents) || ' ' || pg_get_userbyid(c.relowner) " \
+                 "FROM orders, pg_class c WHERE c.oid = 'orders'::regclass GROUP BY c.relowner"
 
 
 def checksums(root):
@@ -75,7 +104,7 @@ def instance_profile(moto, name):
 
 
 def test_dr_rebuild_restores_app_and_reports_rto_rpo(
-        ansible, moto, s3, tmp_path, dr_container, container_exec, containers_conf):
+        ansible, moto, s3, tmp_path, dr_container, container_exec, containers_conf, old_postgres):
     test_started = time.monotonic()
     db, uploads = make_app(str(tmp_path))
     expected_sums = checksums(uploads)
@@ -86,6 +115,17 @@ def test_dr_rebuild_restores_app_and_reports_rto_rpo(
         result = ansible.module(module, {"job": job, "path": path, "s3": s3})
         assert not result.get("failed"), result.get("msg") or result["_output"]
         backups[job] = result["backup"]["id"]
+    pg_expected = old_postgres.sql(PG_FINGERPRINT, "shop")
+    result = ansible.module("lifeboat.backup.pg_dump_s3", {
+        "job": "shop-pg", "database": "shop", "globals": True, "s3": s3,
+        "login_unix_socket": old_postgres.socket_dir, "login_port": old_postgres.port, "login_user": "postgres"})
+    assert not result.get("failed"), result.get("msg") or result["_output"]
+    backups["shop-pg"] = result["backup"]["id"]
+    old_postgres.stop()  # the old host is gone
+    # The container shares the host's network: its new cluster listens on its socket only, so that it cannot
+    # take a TCP port the host uses (a real instance has its own network and would listen as usual).
+    container_exec("sh", "-c", "mkdir -p /etc/postgresql-common/createcluster.d && "
+                   "echo \"listen_addresses = ''\" > /etc/postgresql-common/createcluster.d/socket-only.conf")
 
     ami = register_ami(moto)
     profile = "lifeboat-dr-restore-%s" % dr_container[-8:]
@@ -119,7 +159,11 @@ def test_dr_rebuild_restores_app_and_reports_rto_rpo(
             {"job": "app-db", "kind": "sqlite",
              "options": {"path": "/srv/app/data/app.db", "owner": "app", "group": "app", "mode": "0640"}},
             {"job": "uploads", "kind": "directory", "options": {"path": "/srv/app/uploads"}},
+            # peer login over the socket, the only way into a fresh cluster (no sudo in the image: su)
+            {"job": "shop-pg", "kind": "postgres", "become_user": "postgres", "become_method": "su",
+             "options": {"database": "shop", "restore_globals": True}},
         ],
+        "dr_extra_packages": ["postgresql"],
         "dr_services": [{"name": "sample-app", "command": [
             "/usr/bin/python3", "/srv/app/health_app.py", "/srv/app/data/app.db", str(ROWS), str(port)]}],
         "dr_health_checks": [{"url": "http://127.0.0.1:%d/health" % port, "body_contains": "ok %d" % ROWS},
@@ -163,6 +207,11 @@ def test_dr_rebuild_restores_app_and_reports_rto_rpo(
     expected = "%d %d" % conn.execute("SELECT count(*), sum(total_cents) FROM orders").fetchone()
     conn.close()
     assert counted == expected
+    # The PostgreSQL database comes back with its rows, its owner and the owner's login (from the globals).
+    in_container = ("runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-d", "shop", "-c")
+    assert container_exec(*(in_container + (PG_FINGERPRINT,))).strip() == pg_expected
+    assert container_exec(*(in_container + ("SELECT rolcanlogin AND rolpassword LIKE 'SCRAM-SHA-256$%' "
+                                            "FROM pg_authid WHERE rolname = 'shop'",))).strip() == "t"
     listing = container_exec("sh", "-c", "cd /srv/app/uploads && find . -type f -exec sha256sum {} +")
     restored_sums = {line.split(None, 1)[1]: line.split(None, 1)[0] for line in listing.splitlines() if line}
     assert restored_sums == expected_sums
@@ -179,7 +228,10 @@ def test_dr_rebuild_restores_app_and_reports_rto_rpo(
     assert report["instance"]["id"] == instance["InstanceId"]
     assert 0 < float(report["rto_seconds"]) < test_duration
     jobs = {job["job"]: job for job in report["jobs"]}
-    assert set(jobs) == {"app-db", "uploads"}
+    assert set(jobs) == {"app-db", "uploads", "shop-pg"}
+    assert jobs["shop-pg"]["restored_to"] == "shop"
+    assert jobs["shop-pg"]["verification"]["row_counts_checked"] is True
+    assert jobs["shop-pg"]["verification"]["mismatches"] == {}
     for name, job in jobs.items():
         assert job["id"] == backups[name]
         assert 0 <= float(job["rpo_seconds"]) < 3600

@@ -224,8 +224,7 @@ def main():
     finally:
         if moto:
             moto.stop()
-        server.stop()
-        shutil.rmtree(server.base, ignore_errors=True)
+        server.remove()
 
     rows = [[r.label, "%.2f" % r.seconds, "%.0f" % r.tree_mib] for r in [recipe, lifeboat] + restores]
     rows += [[r.label, "%.2f" % r.seconds, "%.0f" % r.tree_mib] for r in peers]

@@ -6,10 +6,8 @@ jobs from S3 (PostgreSQL as the postgres OS user, as a fresh cluster requires), 
 systemd, polls it, and reports RTO and RPO."""
 
 import hashlib
-import importlib.util
 import json
 import os
-import shutil
 import sqlite3
 import time
 import urllib.request
@@ -19,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from support.ports import free_port
+from support.suites import load_suite_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -50,11 +49,7 @@ def make_app(root):
 def old_postgres():
     """The app's PostgreSQL on the 'old' host (a server of the tests' own, see ../postgres/pgserver.py): role shop
     owns database shop with ROWS orders."""
-    spec = importlib.util.spec_from_file_location("lifeboat_dr_pgserver",
-                                                  os.path.join(HERE, os.pardir, "postgres", "pgserver.py"))
-    pgserver = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pgserver)
-    server = pgserver.Postgres()
+    server = load_suite_module("lifeboat_dr_pgserver", "postgres/pgserver.py").Postgres()
     try:
         server.sql("CREATE ROLE shop LOGIN PASSWORD 'shop-pw'")
         server.sql("CREATE DATABASE shop OWNER shop")
@@ -63,8 +58,7 @@ def old_postgres():
                    "shop")
         yield server
     finally:
-        server.stop()
-        shutil.rmtree(server.base, ignore_errors=True)
+        server.remove()
 
 
 PG_FINGERPRINT = "SELECT count(*) || ' ' || sum(total_cents) || ' ' || pg_get_userbyid(c.relowner) " \

@@ -1,7 +1,6 @@
 """Fixtures: a real PostgreSQL 15 with pgbench data (see pgserver.py), stopped at the end of the session."""
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -28,8 +27,7 @@ def postgres():
         server.sql("VACUUM ANALYZE", "bench")
         yield server
     finally:
-        server.stop()
-        shutil.rmtree(server.base, ignore_errors=True)
+        server.remove()
 
 
 @pytest.fixture

@@ -45,8 +45,7 @@ class Postgres(object):
             self.start()
             self.sql("CREATE ROLE %s LOGIN CREATEDB PASSWORD '%s'" % (USER, PASSWORD))
         except BaseException:
-            self.stop()
-            shutil.rmtree(self.base, ignore_errors=True)
+            self.remove()
             raise
 
     def _as_postgres(self, argv):
@@ -61,6 +60,11 @@ class Postgres(object):
     def stop(self):
         subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-w",
                         "-m", "fast", "stop"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def remove(self):
+        """Stop the server and delete its directory (data, socket, log)."""
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
 
     def admin_env(self):
         env = dict(os.environ, PGHOST=self.socket_dir, PGPORT=str(self.port), PGUSER="postgres")

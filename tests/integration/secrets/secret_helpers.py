@@ -7,7 +7,6 @@ PostgreSQL from tests/integration/postgres, Redis from tests/integration/redis, 
 import importlib.util
 import json
 import os
-import shutil
 import stat
 import tempfile
 import threading
@@ -15,22 +14,16 @@ import time
 
 import pytest
 
+from support.suites import load_suite_module
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-INTEGRATION = os.path.dirname(HERE)
-REPO = os.path.dirname(os.path.dirname(INTEGRATION))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 
 # Distinctive secrets: a grep for them finds nothing by accident.
 S3_SECRET = "LbS3-SeCrEt-9f3Kq1ZxW7"
 S3_ACCESS = "LBACCESSKEY9F3KQ1ZX"
 PG_SECRET = "Lb-s3cret-pw-7Hq9xZ"  # the password the PostgreSQL fixture gives its role lbuser
 MONGO_SECRET = "LbMongo-SeCrEt-4Tg8Rw"
-
-
-def load(name, relative):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(INTEGRATION, relative))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Watch(object):
@@ -215,7 +208,7 @@ def watch_dirs(ansible, *extra):
 
 @pytest.fixture(scope="module")
 def pg_server():
-    module = load("lifeboat_pgserver", "postgres/pgserver.py")
+    module = load_suite_module("lifeboat_pgserver", "postgres/pgserver.py")
     assert module.PASSWORD == PG_SECRET
     server = module.Postgres()
     try:
@@ -224,13 +217,12 @@ def pg_server():
                    "INSERT INTO orders (item) SELECT 'item ' || g FROM generate_series(1, 300) g", "shop")
         yield server
     finally:
-        server.stop()
-        shutil.rmtree(server.base, ignore_errors=True)
+        server.remove()
 
 
 @pytest.fixture
 def redis_server(tmp_path):
-    module = load("lifeboat_redis_fixture", "redis/conftest.py")
+    module = load_suite_module("lifeboat_redis_fixture", "redis/conftest.py")
     server = module.RedisServer(str(tmp_path / "redis"))
     try:
         yield server
@@ -240,7 +232,7 @@ def redis_server(tmp_path):
 
 @pytest.fixture(scope="module")
 def nx(tmp_path_factory):
-    module = load("lifeboat_mongo_fixture", "mongo/conftest.py")
+    module = load_suite_module("lifeboat_mongo_fixture", "mongo/conftest.py")
     if importlib.util.find_spec("pymongo") is None:
         pytest.fail("pymongo is not installed: pip install pymongo nx-27017")
     server = module.NxServer(tmp_path_factory.mktemp("nx"))

@@ -13,13 +13,22 @@ version_added: 0.1.0
 description:
   - Finds a set of I(job) (the latest, a given id, or the newest before a time) and extracts it, streaming, into a new
     sibling directory C(.<name>.lifeboat-restore-*) of I(path) while checking its sha256 against the manifest.
-  - Members with absolute paths, C(..) segments, paths below a symlink of the archive, or of special types are refused
-    (path traversal); symlinks are restored as symlinks and never followed.
+  - The set is untrusted input. Members with absolute paths, C(..) segments, paths below a symlink of the archive, a
+    directory member where the archive made a symlink, hard links, devices and FIFOs, and members nested more than
+    512 levels deep are refused (path traversal); the task fails and the live tree is untouched.
+  - Symlinks are restored as symlinks, never followed: every directory below the staging tree is opened without
+    following symlinks, files are created with C(O_EXCL|O_NOFOLLOW), and owners, modes and mtimes are set on the open
+    file or directory (C(lchown) for symlinks), so nothing outside the restored tree is written, chmod'ed or chown'ed.
+  - Setuid bits, and setgid bits of files, are removed unless I(keep_setuid=true); the result lists the entries
+    concerned and warns. Setgid on directories (group inheritance) and sticky bits are kept.
+  - Staging directories that a killed restore left beside I(path) (or in I(tmp_dir) in check mode) are removed by the
+    next restore; a running restore holds a lock on its own, so it is never taken for a leftover.
   - The new tree must match the manifest (number of files, directories and symlinks, total bytes) and every SQLite
     database in it must pass C(PRAGMA integrity_check) with the recorded row counts. Only then the live tree is renamed
     aside to C(<path>.lifeboat-prev-<time>) and the new one renamed into place; if that fails the live tree is put back.
   - Entries excluded at snapshot time are not in the restored tree (they stay in the previous tree kept aside).
-  - Owners are restored (by name, else by id) when the task runs as root; otherwise files belong to the task's user.
+  - Owners are restored (by name, else by id) when the task runs as root, before the modes; otherwise files belong to
+    the task's user.
   - On any failure the live tree is left as it was and no staging directory remains.
   - Stop the application that uses the directory first.
   - In check mode the set is extracted and verified in the system temporary directory (or I(tmp_dir)); nothing beside
@@ -39,6 +48,14 @@ options:
     description: Restore owners by the numeric ids in the archive instead of looking up the user and group names.
     type: bool
     default: false
+  keep_setuid:
+    description:
+      - Restore the setuid and setgid bits recorded in the set. By default they are removed, so that a set written by
+        whoever can write to the repository cannot plant a setuid-root program on this host.
+      - Set to true only for a set you trust that holds such programs on purpose.
+    type: bool
+    default: false
+    version_added: 0.2.0
   tmp_dir:
     description: Where check mode extracts the set. Default is the system temporary directory.
     type: path
@@ -96,6 +113,12 @@ previous:
   returned: success
   type: str
   sample: /srv/app/uploads.lifeboat-prev-20261122T091500Z
+setuid_stripped:
+  description: Entries (the first 50) whose setuid/setgid bits were removed because I(keep_setuid) is false.
+  returned: when bits were removed
+  type: list
+  elements: str
+  sample: ["bin/tool"]
 verification:
   description: Checks passed by the restored tree before it replaced anything.
   returned: success
@@ -115,6 +138,7 @@ def main():
         path=dict(type="path", required=True),
         keep_previous=dict(type="bool", default=True),
         numeric_owner=dict(type="bool", default=False),
+        keep_setuid=dict(type="bool", default=False),
         tmp_dir=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)

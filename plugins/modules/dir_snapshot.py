@@ -20,8 +20,11 @@ description:
     as new as its segment files.
   - The manifest records the number of files, directories and symlinks, the total bytes, and integrity_check and row
     counts of every SQLite database; M(lifeboat.backup.dir_restore) checks the restored tree against them.
-  - Files that change while they are read are stored as read and listed under C(changed) in the manifest. For an exact
-    snapshot of files other than SQLite databases, pause the writers.
+  - Files that change while they are read (size, or mtime or ctime in nanoseconds, so a same-size rewrite in place
+    too) are stored as read and listed under C(changed) in the manifest. For an exact snapshot of files other than
+    SQLite databases, pause the writers.
+  - A tree nested more than 512 levels deep fails the snapshot before anything is stored (M(lifeboat.backup.dir_restore)
+    restores at most 512 levels); exclude the deep part.
   - In check mode it validates the directory and options and returns where the set would be written.
 author:
   - lifeboat.backup contributors (@lifeboat-backup)

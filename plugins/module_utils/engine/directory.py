@@ -4,15 +4,17 @@ are skipped) and written after every other file. Restore extracts into a new sib
 it against the manifest, then swaps it into place keeping the previous tree aside."""
 
 import contextlib
+import errno
+import fcntl
 import fnmatch
 import grp
 import os
 import pwd
-import shutil
 import sqlite3
 import stat
 import tarfile
 import tempfile
+import time
 
 from .errors import ConfigError, IntegrityError, LifeboatError, RestoreError, SourceError
 from .files import aside_name, fsync_dir
@@ -251,6 +253,9 @@ class DirectorySource(object):
                 is_dir = stat.S_ISDIR(st.st_mode)
                 if is_excluded(relpath, is_dir, self.exclude):
                     continue
+                if relpath.count("/") >= MAX_DEPTH:
+                    raise SourceError("%s is nested more than %d levels deep below %s; dir_restore restores at most "
+                                      "%d levels: exclude it" % (entry.path, MAX_DEPTH, self.path, MAX_DEPTH))
                 if not (is_dir or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                     _note(stats["skipped"], relpath)  # sockets, FIFOs, devices
                     continue
@@ -263,16 +268,22 @@ class DirectorySource(object):
             stack.extend(reversed(subdirs))
 
     def _regular(self, relpath, full, st, stats):
-        try:
-            handle = open(full, "rb")
+        try:  # O_NOFOLLOW: a file swapped for a symlink since the walk is not followed out of the tree
+            handle = os.fdopen(os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
         except FileNotFoundError:
             _note(stats["vanished"], relpath)
             return
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                _note(stats["changed"], relpath)  # now a symlink: left out of this snapshot
+                return
             raise SourceError("cannot read %s: %s; run as a user who may read it (become: true) or exclude it"
                               % (full, exc.strerror))
         with handle:
             st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                _note(stats["changed"], relpath)  # replaced by a FIFO or device since the walk
+                return
             size = st.st_size
             yield header_bytes(tarinfo_for(relpath, st))
             remaining = size
@@ -288,7 +299,7 @@ class DirectorySource(object):
                     step = min(CHUNK, remaining)
                     remaining -= step
                     yield NUL * step
-            elif os.fstat(handle.fileno()).st_size != size:
+            elif _rewritten(st, os.fstat(handle.fileno())):
                 _note(stats["changed"], relpath)
             yield padding(size)
         stats["files"] += 1
@@ -323,16 +334,150 @@ class DirectorySource(object):
                     os.unlink(scratch + suffix)
 
 
+def _rewritten(before, after):
+    """True when a file changed while it was read: its size, or (an in-place rewrite of the same size) its mtime or
+    ctime in nanoseconds. Writes within one tick of the file system's clock cannot be told apart."""
+    def key(st):
+        return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    return key(before) != key(after)
+
+
 def _note(items, relpath):
     if len(items) < LIST_LIMIT:
         items.append(relpath or ".")
+
+
+# ----------------------------------------------------------------------------------- safe tree operations
+# A set is untrusted input. Below its staging directory a restore touches nothing by path: every directory is
+# opened relative to its parent's fd with O_NOFOLLOW, every file is created with O_EXCL|O_NOFOLLOW and every
+# owner/mode/mtime fix-up goes through the fd just opened (or lchown/lutimes for symlinks), so no symlink, from
+# the set or planted by anyone, is ever followed. Nothing recurses, so depth costs no stack.
+
+MAX_DEPTH = 512  # levels below the directory; deeper members are refused and dir_snapshot refuses deeper trees
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+STAGING_MARK = ".lifeboat-restore-"
+CHECK_MODE_PREFIX = "lifeboat-dir-restore-"
+
+
+def open_dir(name, dir_fd=None):
+    """fd of the directory `name` (relative to dir_fd); OSError ELOOP/ENOTDIR when it is a symlink or no directory."""
+    return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _identity(fd):
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _clear_entries(fd):
+    """Unlink every non-directory in the directory `fd`; return the names of its subdirectories."""
+    subdirs = []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append(entry.name)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    return subdirs
+
+
+def remove_tree(path):
+    """Remove `path` and everything below it without following symlinks and without recursion. One directory fd
+    is open at a time: the way back up goes through '..' and must arrive at the inode recorded on the way down, so
+    a directory moved meanwhile stops the removal instead of taking it outside `path`. A missing path is fine."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            os.unlink(path)
+            return
+        fd = open_dir(path)
+    except FileNotFoundError:
+        return
+    try:
+        chain = [_identity(fd)]  # the directories from `path` down to the current one
+        names = []  # the name of each of them in its parent
+        pending = [_clear_entries(fd)]  # per level: subdirectories still to remove
+        while True:
+            if pending[-1]:
+                name = pending[-1].pop()
+                try:
+                    child = open_dir(name, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    os.unlink(name, dir_fd=fd)  # replaced by a symlink or file since it was listed
+                    continue
+                os.close(fd)
+                fd = child
+                chain.append(_identity(fd))
+                names.append(name)
+                pending.append(_clear_entries(fd))
+                continue
+            pending.pop()
+            chain.pop()
+            if not pending:
+                break
+            parent = os.open("..", DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            if _identity(fd) != chain[-1]:
+                raise OSError(errno.ESTALE, "a directory was moved during the removal; remove the rest by hand", path)
+            os.rmdir(names.pop(), dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(path)
+
+
+def lock_staging(path):
+    """fd of the staging directory `path`, holding an exclusive flock for the whole restore: the mark that tells
+    sweep_stale_staging of later runs this directory is in use. The caller closes it."""
+    fd = open_dir(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def sweep_stale_staging(directory, prefix, older_than):
+    """Remove the staging directories named `prefix`* in `directory` that a killed restore left (SIGKILL, power
+    loss). A running restore holds an flock on its staging directory (lock_staging), so only directories nobody
+    holds and last changed before `older_than` (the start of this run) go. Returns the removed paths."""
+    removed = []
+    try:
+        names = [name for name in os.listdir(directory) if name.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        candidate = os.path.join(directory, name)
+        try:
+            fd = open_dir(candidate)  # a symlink or a file of that name is not ours: left alone
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_mtime >= older_than:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a restore is using it right now
+            remove_tree(candidate)
+            removed.append(candidate)
+        except OSError:
+            continue  # best effort: a later run tries again
+        finally:
+            os.close(fd)
+    return removed
 
 
 # ---------------------------------------------------------------------------------------------- restore
 
 def safe_member_name(name):
     """Relative path of a tar member inside the target ('' for the root), or IntegrityError for absolute
-    names and '..' segments (path traversal)."""
+    names, '..' segments (path traversal) and nesting deeper than MAX_DEPTH."""
     if not name or "\x00" in name:
         raise IntegrityError("archive member with an empty or NUL-containing name: refusing to extract")
     if name.startswith("/"):
@@ -340,17 +485,42 @@ def safe_member_name(name):
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise IntegrityError("archive member %r contains '..': refusing to extract (path traversal)" % name)
+    if len(parts) > MAX_DEPTH:
+        raise IntegrityError("archive member %r is nested %d levels deep; dir_restore restores at most %d levels "
+                             "(dir_snapshot makes no deeper sets): refusing to extract"
+                             % (name[:200] + "...", len(parts), MAX_DEPTH))
     return "/".join(parts)
 
 
+def restored_mode(mode, is_dir, keep_setuid):
+    """Permission bits to restore. Without keep_setuid, setuid is dropped everywhere and setgid from everything
+    but directories (on a directory it only makes new files inherit its group). Sticky bits are kept: they only
+    restrict who may delete."""
+    mode &= 0o7777
+    if not keep_setuid:
+        mode &= ~(stat.S_ISUID if is_dir else stat.S_ISUID | stat.S_ISGID)
+    return mode
+
+
 class _Extractor(object):
-    def __init__(self, staging, numeric_owner=False):
-        self.staging = staging
+    """Writes tar members below the staging directory held open as `root_fd` (see 'safe tree operations')."""
+
+    def __init__(self, root_fd, numeric_owner=False, keep_setuid=False):
+        self.root_fd = root_fd
         self.numeric_owner = numeric_owner
+        self.keep_setuid = keep_setuid
         self.as_root = os.geteuid() == 0
-        self.symlinks = set()
-        self.directories = []
+        self.symlinks = set()  # members that are symlinks: nothing of the set may go below them
+        self.directories = []  # (rel, uid, gid, mode, mtime): applied last by finish()
+        self.stripped = []  # first LIST_LIMIT members whose setuid/setgid bits were dropped
+        self.stripped_count = 0
         self.counts = {"files": 0, "directories": 0, "symlinks": 0, "total_bytes": 0}
+        self._parent = (None, None)  # (rel, fd) of the last parent directory: members come directory by directory
+
+    def close(self):
+        if self._parent[1] is not None:
+            os.close(self._parent[1])
+        self._parent = (None, None)
 
     def _owner(self, member):
         if not self.as_root:
@@ -367,6 +537,13 @@ class _Extractor(object):
                 pass
         return uid, gid
 
+    def _mode(self, rel, member, is_dir):
+        mode = restored_mode(member.mode, is_dir, self.keep_setuid)
+        if mode != member.mode & 0o7777:
+            self.stripped_count += 1
+            _note(self.stripped, rel)
+        return mode
+
     def _check_parents(self, rel):
         parts = rel.split("/")
         for index in range(1, len(parts)):
@@ -374,69 +551,138 @@ class _Extractor(object):
                 raise IntegrityError("archive member %r lies below the symlink %r: refusing to extract (path "
                                      "traversal)" % (rel, "/".join(parts[:index])))
 
+    def open_dir(self, rel, create=False):
+        """fd of the directory `rel` below the root, walking one O_NOFOLLOW component at a time; missing ones are
+        created (0700) when `create`. A component that is a symlink or a file is refused."""
+        fd = os.dup(self.root_fd)
+        try:
+            for part in rel.split("/") if rel else ():
+                try:
+                    child = open_dir(part, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                    child = open_dir(part, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    raise IntegrityError("archive member %r needs %r to be a directory, but the set made it a "
+                                         "symlink or a file: refusing to extract (path traversal)" % (rel, part))
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _parent_fd(self, rel):
+        parent = rel.rpartition("/")[0]
+        if self._parent[0] != parent:
+            fd = self.open_dir(parent, create=True)
+            self.close()
+            self._parent = (parent, fd)
+        return self._parent[1]
+
     def add(self, tar, member):
         rel = safe_member_name(member.name)
         self._check_parents(rel)
-        dest = os.path.join(self.staging, rel) if rel else self.staging
         if member.isdir():
-            if rel:
-                if os.path.lexists(dest) and not os.path.isdir(dest):
-                    raise IntegrityError("archive member %r is both a file and a directory" % rel)
-                if not os.path.isdir(dest):
-                    os.makedirs(dest, 0o700)
-            self.directories.append((dest, member))
-            self.counts["directories"] += 1
+            self._directory(rel, member)
             return
         if not rel:
             raise IntegrityError("archive root entry is not a directory")
-        parent = os.path.dirname(dest)
-        if not os.path.isdir(parent):
-            os.makedirs(parent, 0o700)
-        if member.issym():
-            try:
-                os.symlink(member.linkname, dest)
-            except FileExistsError:
-                raise IntegrityError("archive member %r appears twice" % rel)
-            self.symlinks.add(rel)
-            self._attributes(dest, member, link=True)
-            self.counts["symlinks"] += 1
-        elif member.isreg():
-            try:
-                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            except FileExistsError:
-                raise IntegrityError("archive member %r appears twice" % rel)
-            with os.fdopen(fd, "wb") as out:
-                source = tar.extractfile(member)
-                written = 0
-                for chunk in iter_chunks(source):
-                    out.write(chunk)
-                    written += len(chunk)
-                if written != member.size:
-                    raise IntegrityError("archive member %r is truncated" % rel)
-            self._attributes(dest, member)
-            self.counts["files"] += 1
-            self.counts["total_bytes"] += member.size
-        else:
+        if member.islnk():
+            raise IntegrityError("archive member %r is a hard link (to %r): lifeboat directory snapshots store hard "
+                                 "links as separate files; refusing to extract" % (rel, member.linkname))
+        if not (member.issym() or member.isreg()):
             raise IntegrityError("archive member %r is a special file (type %r): lifeboat directory snapshots hold "
                                  "only files, directories and symlinks; refusing to extract" % (rel, member.type))
+        parent_fd = self._parent_fd(rel)
+        name = rel.rpartition("/")[2]
+        if member.issym():
+            self._symlink(parent_fd, name, rel, member)
+        else:
+            self._file(parent_fd, name, rel, tar, member)
 
-    def _attributes(self, dest, member, link=False):
+    def _directory(self, rel, member):
+        if rel:
+            parent_fd = self._parent_fd(rel)
+            name = rel.rpartition("/")[2]
+            try:
+                os.mkdir(name, 0o700, dir_fd=parent_fd)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+                    raise IntegrityError("archive member %r is a directory and also a symlink or file: refusing to "
+                                         "extract (a directory member must never reach through a symlink)" % rel)
+        uid, gid = self._owner(member)
+        self.directories.append((rel, uid, gid, self._mode(rel, member, True), member.mtime))
+        self.counts["directories"] += 1
+
+    def _symlink(self, parent_fd, name, rel, member):
+        try:
+            os.symlink(member.linkname, name, dir_fd=parent_fd)
+        except FileExistsError:
+            raise IntegrityError("archive member %r appears twice" % rel)
+        except OSError as exc:
+            raise IntegrityError("archive member %r is a symlink that cannot be made (%s): refusing to extract"
+                                 % (rel, exc.strerror))
+        self.symlinks.add(rel)
         uid, gid = self._owner(member)
         if (uid, gid) != (-1, -1):
-            os.chown(dest, uid, gid, follow_symlinks=not link)
-        if not link:
-            os.chmod(dest, member.mode & 0o7777)
+            os.chown(name, uid, gid, dir_fd=parent_fd, follow_symlinks=False)
         with contextlib.suppress(NotImplementedError, OSError):
-            os.utime(dest, (member.mtime, member.mtime), follow_symlinks=not link)
+            os.utime(name, (member.mtime, member.mtime), dir_fd=parent_fd, follow_symlinks=False)
+        self.counts["symlinks"] += 1
+
+    def _file(self, parent_fd, name, rel, tar, member):
+        try:
+            fd = os.open(name, FILE_FLAGS, 0o600, dir_fd=parent_fd)
+        except FileExistsError:
+            raise IntegrityError("archive member %r appears twice" % rel)
+        with os.fdopen(fd, "wb") as out:
+            written = 0
+            for chunk in iter_chunks(tar.extractfile(member)):
+                out.write(chunk)
+                written += len(chunk)
+            if written != member.size:
+                raise IntegrityError("archive member %r is truncated" % rel)
+            out.flush()
+            self._attributes(fd, self._owner(member), self._mode(rel, member, False), member.mtime)
+        self.counts["files"] += 1
+        self.counts["total_bytes"] += member.size
+
+    @staticmethod
+    def _attributes(fd, owner, mode, mtime):
+        """Owner first, then mode: chown clears setuid/setgid, so the reverse order would lose kept bits."""
+        if owner != (-1, -1):
+            os.fchown(fd, *owner)
+        os.chmod(fd, mode)
+        with contextlib.suppress(OSError):
+            os.utime(fd, (mtime, mtime))
+
+    def lstat(self, rel):
+        """lstat of the member `rel` reached without following any symlink (IntegrityError/OSError when it cannot)."""
+        parent_fd = self.open_dir(rel.rpartition("/")[0])
+        try:
+            return os.stat(rel.rpartition("/")[2], dir_fd=parent_fd, follow_symlinks=False)
+        finally:
+            os.close(parent_fd)
 
     def finish(self):
-        """Directory attributes last (deepest first), so creating children does not reset their mtimes."""
-        for dest, member in sorted(self.directories, key=lambda item: item[0].count(os.sep), reverse=True):
-            self._attributes(dest, member)
+        """Directory attributes last (deepest first), so creating children does not reset their mtimes and no
+        directory becomes unsearchable before its children are done."""
+        self.close()
+        for rel, uid, gid, mode, mtime in sorted(self.directories, key=lambda item: item[0].count("/") + bool(item[0]),
+                                                 reverse=True):
+            fd = self.open_dir(rel)
+            try:
+                self._attributes(fd, (uid, gid), mode, mtime)
+            finally:
+                os.close(fd)
 
 
-def _extract(repository, job, backup_set, identity_file, staging, numeric_owner):
-    extractor = _Extractor(staging, numeric_owner)
+def _extract(repository, job, backup_set, identity_file, extractor, staging):
     with open_set(repository, job, backup_set, identity_file) as reader:
         try:
             tar = tarfile.open(fileobj=reader, mode="r|", encoding=ENCODING, errors=ERRORS)
@@ -454,8 +700,9 @@ def _extract(repository, job, backup_set, identity_file, staging, numeric_owner)
         except OSError as exc:
             raise RestoreError("writing the restored tree into %s failed: %s; free space (or fix permissions) "
                                "there; the live directory was not touched" % (staging, exc))
+        finally:
+            extractor.close()
         _drain(reader)  # to the end of the stream: the sha256 check happens there
-    extractor.finish()
     return extractor.counts
 
 
@@ -477,7 +724,10 @@ def _drain_quietly(reader):
         pass
 
 
-def _verify_tree(staging, counts, manifest):
+def _verify_tree(staging, extractor, manifest):
+    """Counts and SQLite files against the manifest. Runs before finish(): every directory of the staging tree is
+    still 0700 and ours, so nobody can swap a path under the SQLite checks."""
+    counts = extractor.counts
     expected = manifest.get("verification") or {}
     problems = []
     for key in ("files", "directories", "symlinks", "total_bytes"):
@@ -487,13 +737,25 @@ def _verify_tree(staging, counts, manifest):
         raise IntegrityError("restored tree of set %s does not match its manifest (%s); the live directory was not "
                              "touched" % (manifest["id"], "; ".join(problems)))
     checked = {}
-    for relpath, recorded in sorted((expected.get("sqlite") or {}).items()):
-        database = os.path.join(staging, relpath)
-        result = inspect(database, immutable=True)
+    recorded_sqlite = expected.get("sqlite") or {}
+    if not isinstance(recorded_sqlite, dict):
+        raise IntegrityError("manifest of set %s has a malformed sqlite entry; the live directory was not touched"
+                             % manifest["id"])
+    for relpath, recorded in sorted(recorded_sqlite.items()):
+        try:  # the manifest is as untrusted as the archive: only a regular file the set itself holds
+            rel = safe_member_name(relpath)
+            is_file = bool(rel) and stat.S_ISREG(extractor.lstat(rel).st_mode)
+        except (OSError, IntegrityError):
+            is_file = False
+        if not is_file:
+            raise IntegrityError("manifest of set %s names SQLite file %r, which is not a regular file of the set; "
+                                 "the live directory was not touched" % (manifest["id"], relpath))
+        result = inspect(os.path.join(staging, rel), immutable=True)
         if result["integrity_check"] != "ok":
             raise IntegrityError("restored SQLite file %s of set %s fails integrity_check (%s); the live directory "
                                  "was not touched" % (relpath, manifest["id"], result["integrity_check"]))
-        if recorded.get("row_counts") is not None and recorded["row_counts"] != result["row_counts"]:
+        if isinstance(recorded, dict) and recorded.get("row_counts") is not None \
+                and recorded["row_counts"] != result["row_counts"]:
             raise IntegrityError("restored SQLite file %s of set %s has row counts %s, the manifest says %s; the live "
                                  "directory was not touched"
                                  % (relpath, manifest["id"], result["row_counts"], recorded["row_counts"]))
@@ -532,9 +794,25 @@ def swap_directories(staging, target):
     return aside
 
 
+def _make_staging(target, parent, tmp_dir, check_mode, started):
+    """Create (and flock) the staging directory, after sweeping the ones dead runs left. Returns (path, fd)."""
+    if check_mode:
+        where, prefix = tmp_dir or tempfile.gettempdir(), CHECK_MODE_PREFIX
+    else:
+        where, prefix = parent, ".%s%s" % (os.path.basename(target), STAGING_MARK)
+    sweep_stale_staging(where, prefix, started)
+    staging = tempfile.mkdtemp(prefix=prefix, dir=where)
+    try:
+        return staging, lock_staging(staging)
+    except BaseException:
+        os.rmdir(staging)
+        raise
+
+
 def restore_directory(repository, job, path, backup="latest", before=None, identity_file=None, keep_previous=True,
-                      numeric_owner=False, tmp_dir=None, check_mode=False):
+                      numeric_owner=False, keep_setuid=False, tmp_dir=None, check_mode=False):
     """Restore a directory set to `path`. On any failure the live tree is as it was and no staging remains."""
+    started = time.time()
     target = os.path.realpath(os.path.abspath(os.path.expanduser(path)))
     backup_set = find_set(repository, job, "directory", backup, before)
     result = {"backup": set_result(repository, job, backup_set), "restored_to": target, "previous": None}
@@ -544,20 +822,29 @@ def restore_directory(repository, job, path, backup="latest", before=None, ident
         raise ConfigError("tmp_dir %s does not exist" % tmp_dir)
     parent = os.path.dirname(target)
     created = []
-    if check_mode:
-        staging = tempfile.mkdtemp(prefix="lifeboat-dir-restore-", dir=tmp_dir)
-    else:
+    if not check_mode:
         missing = parent
         while not os.path.isdir(missing):
             created.append(missing)
             missing = os.path.dirname(missing)
         if created:
             os.makedirs(parent, 0o755)
-        staging = tempfile.mkdtemp(prefix=".%s.lifeboat-restore-" % os.path.basename(target), dir=parent)
+    staging, root_fd = _make_staging(target, parent, tmp_dir, check_mode, started)
     placed = False
     try:
-        counts = _extract(repository, job, backup_set, identity_file, staging, numeric_owner)
-        result["verification"] = _verify_tree(staging, counts, backup_set.manifest)
+        extractor = _Extractor(root_fd, numeric_owner, keep_setuid)
+        _extract(repository, job, backup_set, identity_file, extractor, staging)
+        result["verification"] = _verify_tree(staging, extractor, backup_set.manifest)
+        try:
+            extractor.finish()
+        except OSError as exc:
+            raise RestoreError("setting the owners and modes of the restored directories in %s failed: %s; the live "
+                               "directory was not touched" % (staging, exc))
+        if extractor.stripped_count:
+            result["setuid_stripped"] = extractor.stripped
+            result["warnings"] = ["setuid/setgid bits were removed from %d restored entries (%s%s): set keep_setuid: "
+                                  "true to keep them" % (extractor.stripped_count, ", ".join(extractor.stripped),
+                                                         ", ..." if extractor.stripped_count > LIST_LIMIT else "")]
         if check_mode:
             return result
         try:
@@ -567,12 +854,14 @@ def restore_directory(repository, job, path, backup="latest", before=None, ident
                                "was" % (target, exc))
         placed = True
         if not keep_previous and result["previous"]:
-            shutil.rmtree(result["previous"])
+            remove_tree(result["previous"])
             result["previous"] = None
         return result
     finally:
+        os.close(root_fd)
         if not placed:
-            shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                remove_tree(staging)
             for directory in created:
                 with contextlib.suppress(OSError):
                     os.rmdir(directory)
@@ -591,5 +880,6 @@ def restore_from_options(repository, options, check_mode=False):
                              before=options.get("before"),
                              identity_file=(options.get("encryption") or {}).get("age_identity_file"),
                              keep_previous=options.get("keep_previous", True),
-                             numeric_owner=options.get("numeric_owner", False), tmp_dir=options.get("tmp_dir"),
+                             numeric_owner=options.get("numeric_owner", False),
+                             keep_setuid=options.get("keep_setuid", False), tmp_dir=options.get("tmp_dir"),
                              check_mode=check_mode)

@@ -3,7 +3,7 @@ import datetime
 import pytest
 
 from engine import naming
-from engine.errors import ConfigError
+from engine.errors import ConfigError, LifeboatError
 
 UTC = datetime.timezone.utc
 
@@ -87,3 +87,50 @@ def test_format_time_roundtrip():
     moment = datetime.datetime(2026, 11, 22, 2, 0, 0, 123456, tzinfo=UTC)
     assert naming.format_time(moment) == "2026-11-22T02:00:00.123456Z"
     assert naming.parse_time(naming.format_time(moment)) == moment
+
+
+@pytest.mark.parametrize("job", ["app\n", "/abs", "a/b", "..", ".", "app/../other", None, 5, "\u00e9t\u00e9"])
+def test_invalid_jobs_whatever_their_type_or_a_trailing_newline(job):
+    with pytest.raises(ConfigError, match="job name"):
+        naming.validate_job(job)
+
+
+@pytest.mark.parametrize("prefix", ["", "prod"])
+@pytest.mark.parametrize("job", ["../other", "/abs", "a/b"])
+def test_keys_are_never_built_from_an_invalid_job(prefix, job):
+    with pytest.raises(ConfigError):
+        naming.job_key(prefix, job)
+    with pytest.raises(ConfigError):
+        naming.set_key(prefix, job, "20261122T031500Z-3f9a")
+
+
+def test_set_ids_are_matched_whole():
+    assert naming.is_set_id("20261122T031500Z-3f9a")
+    for text in ("20261122T031500Z-3f9a\n", "../20261122T031500Z-3f9a", None, 20261122):
+        assert not naming.is_set_id(text)
+    with pytest.raises(ConfigError):
+        naming.set_id_time("20261122T031500Z-3f9a\n")
+
+
+@pytest.mark.parametrize("name,compression,encrypted", [
+    ("data.db.zst", "zstd", False), ("data.db.gz", "gzip", False), ("data.db", "none", False),
+    ("data.pgbundle.zst.age", "zstd", True), ("data.tar.age", "none", True)])
+def test_data_names_of_the_layout(name, compression, encrypted):
+    assert naming.data_name_problem(name, compression, encrypted) is None
+
+
+@pytest.mark.parametrize("name,compression,encrypted,reason", [
+    ("../../../etc/shadow", "zstd", False, "layout"), ("/etc/shadow", "none", False, "layout"),
+    ("data.db.zst", "gzip", False, "compression gzip"), ("data.db.zst", "zstd", True, "encryption (age)"),
+    ("data.db.zst.age", "zstd", False, "encryption (none)"), ("data.db.zst\n", "zstd", False, "layout"),
+    (b"data.db.zst", "zstd", False, "file name")])
+def test_data_names_outside_the_layout_or_inconsistent(name, compression, encrypted, reason):
+    assert reason in naming.data_name_problem(name, compression, encrypted)
+
+
+@pytest.mark.parametrize("job,set_id,name", [
+    ("../x", "20261122T031500Z-3f9a", "manifest.json"), ("app", "..", "manifest.json"),
+    ("app", "20261122T031500Z-3f9a", "../../x"), ("app", "20261122T031500Z-3f9a", "/etc/shadow")])
+def test_remote_paths_are_built_only_from_layout_components(job, set_id, name):
+    with pytest.raises(LifeboatError):
+        naming.set_member(job, set_id, name)

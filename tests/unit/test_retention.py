@@ -182,6 +182,18 @@ def test_newest_is_chosen_among_complete_sets_only():
     assert removed == ["2024-03-01 00:00:00"]
 
 
+def test_a_newer_damaged_set_never_costs_the_newest_intact_one():
+    entries = sets("2024-03-01 00:00:00", "2024-03-02 00:00:00")
+    entries.append({"id": "20240310T115000Z-dead", "status": INVALID, "finished": None,
+                    "modified": t("2024-03-10 11:50:00"), "error": "manifest is corrupted"})
+    for rules in ({"keep_last": 1}, {"max_age": "1d"}, {"keep_daily": 1}):
+        kept, removed, reasons = run(entries, **rules)
+        assert sorted(kept) == ["2024-03-02 00:00:00", "20240310T115000Z-dead"], rules
+        assert removed == ["2024-03-01 00:00:00"]
+        assert reasons["2024-03-02 00:00:00"][0] == "newest complete set (never removed)"
+        assert reasons["20240310T115000Z-dead"][0].startswith("damaged (manifest is corrupted)")
+
+
 def test_incomplete_sets_go_after_the_grace_period_invalid_sets_stay():
     entries = sets("2024-03-09 00:00:00")
     entries += [
@@ -241,7 +253,7 @@ def test_parse_policy_defaults():
 def manifest_for(set_id, job, finished):
     return manifest_mod.build(set_id=set_id, job=job, kind="sqlite", data="data.db", source={"path": "/x"},
                               started=finished - datetime.timedelta(seconds=5), finished=finished, raw_size=1,
-                              size=1, sha256="00", compression={"algorithm": "none", "level": None})
+                              size=1, sha256="0" * 64, compression={"algorithm": "none", "level": None})
 
 
 def make_local_set(root, job, finished, complete=True, suffix="0001"):

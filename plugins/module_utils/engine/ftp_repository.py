@@ -22,7 +22,7 @@ import threading
 
 from . import manifest as manifest_mod
 from .errors import ConfigError, NotFoundError, SinkError
-from .naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id
+from .naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id, set_member, validate_job
 from .stored import StoredSet
 
 MIB = 1024 * 1024
@@ -522,7 +522,7 @@ class FtpRepository(object):
         return FtpSetWriter(self, job, set_id, data_name)
 
     def list_sets(self, job):
-        job_dir = join_path(self.root, job)
+        job_dir = join_path(self.root, validate_job(job))
 
         def listing(ftp):
             top = self._entries(ftp, job_dir)
@@ -542,7 +542,7 @@ class FtpRepository(object):
         return self._with_control("list", listing)
 
     def read_manifest(self, job, set_id):
-        path = join_path(self.root, job, set_id, MANIFEST_NAME)
+        path = join_path(self.root, *set_member(job, set_id, MANIFEST_NAME))
 
         def fetch(ftp):
             buffer = io.BytesIO()
@@ -558,10 +558,10 @@ class FtpRepository(object):
         return manifest_mod.loads(raw, self.set_location(job, set_id) + MANIFEST_NAME)
 
     def open_data(self, job, set_id, data_name):
-        return FtpReader(self, join_path(self.root, job, set_id, data_name))
+        return FtpReader(self, join_path(self.root, *set_member(job, set_id, data_name)))
 
     def delete_set(self, job, set_id):
-        path = join_path(self.root, job, set_id)
+        path = join_path(self.root, *set_member(job, set_id, MANIFEST_NAME)[:2])
         self._with_control("remove set %s from" % set_id, lambda ftp: self.remove_dir(ftp, path))
 
 

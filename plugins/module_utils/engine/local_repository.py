@@ -4,10 +4,11 @@ import datetime
 import errno
 import os
 import shutil
+import stat
 
 from . import manifest as manifest_mod
-from .errors import NotFoundError, SinkError
-from .naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id
+from .errors import IntegrityError, NotFoundError, SinkError
+from .naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id, validate_job
 from .stored import StoredSet
 
 DIR_MODE = 0o700
@@ -94,7 +95,7 @@ class LocalRepository(object):
         return self.root
 
     def set_location(self, job, set_id):
-        return os.path.join(self.root, job, set_id)
+        return os.path.join(self.root, validate_job(job), set_id)
 
     def preflight(self):
         """Fail early (before anything is written) when the repository cannot possibly be written."""
@@ -109,9 +110,13 @@ class LocalRepository(object):
         return LocalSetWriter(self.set_location(job, set_id), data_name)
 
     def list_sets(self, job):
-        job_dir = os.path.join(self.root, job)
+        job_dir = os.path.join(self.root, validate_job(job))
         found = []
         try:
+            if os.path.islink(job_dir):
+                raise IntegrityError("local repository: %s is a symbolic link, not the job's directory: refusing to "
+                                     "read sets through it (was the repository tampered with?); replace it with "
+                                     "the directory itself" % job_dir)
             entries = list(os.scandir(job_dir))
         except FileNotFoundError:
             return found
@@ -123,21 +128,53 @@ class LocalRepository(object):
             names = os.listdir(entry.path)
             data = sorted(n for n in names if n.startswith(DATA_PREFIX))
             size = None
-            newest = entry.stat().st_mtime
+            newest = entry.stat(follow_symlinks=False).st_mtime
             for name in names:
-                stat = os.stat(os.path.join(entry.path, name))
-                newest = max(newest, stat.st_mtime)
+                # lstat: a symlink planted in a set must not lend it the size or time of a file elsewhere
+                info = os.lstat(os.path.join(entry.path, name))
+                newest = max(newest, info.st_mtime)
                 if data and name == data[0]:
-                    size = stat.st_size
+                    size = info.st_size
             found.append(StoredSet(entry.name, MANIFEST_NAME in names, data[0] if data else None, size,
                                    datetime.datetime.fromtimestamp(newest, UTC), entry.path))
         return found
 
+    def _open_member(self, job, set_id, name):
+        """Open a file of a set for reading, following no symlink below dest: the job and set directories and the
+        file itself must be real (whoever can write the repository could plant `data.db.zst -> /etc/shadow`),
+        and the file must be a regular one (a FIFO or device would hang or never end)."""
+        directory_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        path = os.path.join(self.set_location(job, set_id), name)
+        if not is_set_id(set_id) or name in ("", ".", "..") or os.path.basename(name) != name:
+            raise IntegrityError("local repository: %r is not a file of a set directory: refusing to read it" % path)
+        opened = []
+        try:
+            opened.append(os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+            opened.append(os.open(job, directory_flags, dir_fd=opened[-1]))
+            opened.append(os.open(set_id, directory_flags, dir_fd=opened[-1]))
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=opened[-1])
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise IntegrityError("local repository: %s is reached through a symbolic link or is not what the "
+                                     "set layout says: refusing to read it (was the repository tampered with?); "
+                                     "restore another set" % path)
+            raise SinkError("local repository: cannot read %s: %s" % (path, exc.strerror or exc))
+        finally:
+            for directory in opened:
+                os.close(directory)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise IntegrityError("local repository: %s is not a regular file: refusing to read it; restore another "
+                                 "set" % path)
+        return os.fdopen(fd, "rb")
+
     def read_manifest(self, job, set_id):
         path = os.path.join(self.set_location(job, set_id), MANIFEST_NAME)
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
+            with self._open_member(job, set_id, MANIFEST_NAME) as handle:
+                raw = handle.read(manifest_mod.MAX_BYTES + 1)
         except FileNotFoundError:
             raise NotFoundError("set %s of job %s has no manifest in %s (incomplete set)" % (set_id, job, self.root))
         return manifest_mod.loads(raw, path)
@@ -145,7 +182,7 @@ class LocalRepository(object):
     def open_data(self, job, set_id, data_name):
         path = os.path.join(self.set_location(job, set_id), data_name)
         try:
-            return open(path, "rb")
+            return self._open_member(job, set_id, data_name)
         except FileNotFoundError:
             raise NotFoundError("set %s: data object %s is missing" % (set_id, path))
 

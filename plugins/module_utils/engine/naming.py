@@ -8,7 +8,7 @@ import datetime
 import re
 import secrets
 
-from .errors import ConfigError
+from .errors import ConfigError, IntegrityError
 
 SET_ID_RE = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{4,8})$")
 JOB_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -16,6 +16,9 @@ MANIFEST_NAME = "manifest.json"
 DATA_PREFIX = "data."
 COMPRESSION_SUFFIX = {"zstd": ".zst", "gzip": ".gz", "none": ""}
 ENCRYPTION_SUFFIX = ".age"
+# data.<ext>[.zst|.gz][.age]: one path component, nothing a reader could resolve outside the set.
+# Names are matched whole (fullmatch): "$" alone would accept a trailing newline.
+DATA_NAME_RE = re.compile(r"^data\.([a-z0-9]{1,16})(\.zst|\.gz)?(\.age)?$")
 
 UTC = datetime.timezone.utc
 
@@ -25,7 +28,8 @@ def utcnow():
 
 
 def validate_job(job):
-    if not job or not JOB_RE.match(job):
+    """The one check of a job name, at every entry point and wherever a job becomes part of a key or path."""
+    if not isinstance(job, str) or not JOB_RE.fullmatch(job):
         raise ConfigError(
             "job name %r is not valid: use 1 to 128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit" % (job,)
@@ -46,12 +50,12 @@ def new_set_id(started):
 
 
 def is_set_id(text):
-    return bool(SET_ID_RE.match(text or ""))
+    return isinstance(text, str) and bool(SET_ID_RE.fullmatch(text))
 
 
 def set_id_time(set_id):
     """The start time encoded in a set id, as an aware UTC datetime."""
-    match = SET_ID_RE.match(set_id or "")
+    match = SET_ID_RE.fullmatch(set_id) if isinstance(set_id, str) else None
     if not match:
         raise ConfigError(
             "backup %r is not a set id: expected 'latest' or an id such as 20261122T031500Z-3f9a" % (set_id,)
@@ -61,6 +65,7 @@ def set_id_time(set_id):
 
 def job_key(prefix, job):
     """Key prefix (ending in '/') under which every set of `job` lives."""
+    validate_job(job)
     prefix = normalise_prefix(prefix)
     return "%s/%s/" % (prefix, job) if prefix else "%s/" % job
 
@@ -69,8 +74,33 @@ def set_key(prefix, job, set_id):
     return "%s%s/" % (job_key(prefix, job), set_id)
 
 
+def set_member(job, set_id, name):
+    """[job, set id, name] of a file of a set, each checked to be one component of the layout, for stores that
+    join them into a remote path: nothing else can reach a repository's path functions."""
+    validate_job(job)
+    if not is_set_id(set_id) or not (name == MANIFEST_NAME or (isinstance(name, str) and DATA_NAME_RE.fullmatch(name))):
+        raise IntegrityError("%r/%r is not a file of a set (<set id>/manifest.json or <set id>/data.<ext>...): "
+                             "refusing to read it" % (set_id, name))
+    return [job, set_id, name]
+
+
 def data_name(extension, compression, encrypted):
     return "%s%s%s%s" % (DATA_PREFIX, extension, COMPRESSION_SUFFIX[compression], ENCRYPTION_SUFFIX if encrypted else "")
+
+
+def data_name_problem(name, compression, encrypted):
+    """Why `name` (read from a manifest) is not the data object of a set with this compression and encryption,
+    or None when it is. Only data.<ext><compression suffix>[.age] is accepted: never a path."""
+    if not isinstance(name, str):
+        return "data must be a file name such as data.db.zst, not %s" % type(name).__name__
+    match = DATA_NAME_RE.fullmatch(name)
+    if not match:
+        return "data %r is not a data object name of the set layout (data.<ext>[.zst|.gz][.age])" % name[:80]
+    if compression in COMPRESSION_SUFFIX and (match.group(2) or "") != COMPRESSION_SUFFIX[compression]:
+        return "data %r does not match the manifest's compression %s" % (name, compression)
+    if bool(match.group(3)) != bool(encrypted):
+        return "data %r does not match the manifest's encryption (%s)" % (name, "age" if encrypted else "none")
+    return None
 
 
 def format_time(moment):

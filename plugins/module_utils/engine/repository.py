@@ -20,16 +20,21 @@ def _options(name, options, known):
 
 
 class Repository(object):
-    """Sinks in the order they are read from: local first (fast, no egress), then SFTP/FTP, then S3."""
+    """Sinks in the order they are read from: local first (fast, no egress), then SFTP/FTP, then S3.
 
-    def __init__(self, stores):
+    skip_damaged is the read policy of restores (the restore option of that name): when true, `latest`/`before`
+    fall back past a damaged set that may be newer instead of failing (catalog.select); every kind's restore
+    locates its set through the repository, so the policy reaches them all without an argument of their own."""
+
+    def __init__(self, stores, skip_damaged=False):
         if not stores:
             raise ConfigError("no repository configured: set dest (a local directory), sftp, ftp or s3 (a bucket), "
                               "or several of them")
         self.stores = stores
+        self.skip_damaged = bool(skip_damaged)
 
     @classmethod
-    def from_options(cls, dest=None, s3=None, sftp=None, ftp=None):
+    def from_options(cls, dest=None, s3=None, sftp=None, ftp=None, skip_damaged=False):
         stores = []
         if dest:
             stores.append(LocalRepository(dest))
@@ -43,7 +48,7 @@ class Repository(object):
         if s3:
             from .s3_repository import S3Repository
             stores.append(S3Repository(**_options("s3", s3, S3_KEYS)))
-        return cls(stores)
+        return cls(stores, skip_damaged=skip_damaged)
 
     def describe(self):
         return ", ".join(store.describe() for store in self.stores)

@@ -5,13 +5,16 @@ import contextlib
 from .catalog import locate
 from .codecs import decompress_reader, decrypt_reader
 from .errors import ConfigError, IntegrityError, LifeboatError
+from .naming import data_name_problem
 from .streams import CHUNK, HashingReader, iter_chunks, pump, report_spliced, splice_fd
 
 
 def set_result(repository, job, backup_set):
-    """The `backup` value restore modules return: same shape as a backup module's."""
+    """The `backup` value restore modules return: same shape as a backup module's, plus `skipped` (damaged sets
+    passed over to choose it, see catalog.select) when there were any: module_options.run_module and the runner
+    move it to the top level of their result and warn about each."""
     manifest = backup_set.manifest
-    return {
+    result = {
         "id": backup_set.set_id,
         "job": job,
         "kind": manifest["kind"],
@@ -20,6 +23,9 @@ def set_result(repository, job, backup_set):
         "sha256": manifest["sha256"],
         "manifest": manifest,
     }
+    if backup_set.skipped:
+        result["skipped"] = list(backup_set.skipped)
+    return result
 
 
 def find_set(repository, job, kind, backup="latest", before=None):
@@ -86,13 +92,21 @@ class VerifiedReader(object):
             except LifeboatError:
                 return
         self.checked = True
-        actual = self._stored.hexdigest()
-        if actual != self._manifest["sha256"] or self._stored.bytes != self._manifest["size"]:
+        expected = self._manifest["size"]
+        if self._stored.hexdigest() != self._manifest["sha256"] or self._stored.bytes != expected:
+            # Neither the digest nor the size of what was read is shown: the expected values come from the
+            # manifest, what was read is only compared (no oracle on any file's content, even one the layout
+            # checks would never let a restore open).
+            if self._stored.bytes < expected:
+                how = "shorter than"
+            elif self._stored.bytes > expected:
+                how = "longer than"
+            else:
+                how = "the same size as"
             raise IntegrityError(
-                "sha256 mismatch for %s: stored data is %d bytes with sha256 %s, the manifest says %d bytes with "
-                "sha256 %s; the artifact is corrupted or truncated: nothing was changed, restore another set "
-                "(backup: <id>)" % (self._where, self._stored.bytes, actual, self._manifest["size"],
-                                    self._manifest["sha256"]))
+                "sha256 mismatch for %s: the stored data is %s the manifest's %d bytes and does not have its sha256 "
+                "%s; the artifact is corrupted or truncated: nothing was changed, restore another set "
+                "(backup: <id>)" % (self._where, how, expected, self._manifest["sha256"]))
 
 
 @contextlib.contextmanager
@@ -102,6 +116,13 @@ def open_set(repository, job, backup_set, identity_file=None):
     store = [s for s in repository.stores if s.name in names][0]
     manifest = backup_set.manifest
     where = store.set_location(job, backup_set.set_id)
+    # list_sets checked the manifest; checked again here, next to the open, so no path ever reaches a store
+    # that is not a data object name of this set.
+    problem = data_name_problem(manifest["data"], manifest["compression"]["algorithm"],
+                                bool(manifest.get("encryption")))
+    if problem:
+        raise IntegrityError("set %s cannot be read: its manifest is corrupted (%s); restore another set"
+                             % (where, problem))
     body = store.open_data(job, backup_set.set_id, manifest["data"])
     with contextlib.ExitStack() as stack:
         stack.callback(body.close)

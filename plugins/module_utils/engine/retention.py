@@ -11,7 +11,9 @@ Rules (every count 0 or unset = rule off):
 - The newest complete set is never removed, whatever the rules say.
 - Sets without a manifest (incomplete: a failed or running backup) are removed once nothing was
   written to them for ``incomplete_grace`` (default 24h); younger ones are kept (a run may be writing).
-- Sets whose manifest cannot be read (invalid) are never removed automatically: they are reported.
+- Sets whose manifest cannot be read or does not match its set (invalid: damaged) are never removed
+  automatically: they are reported. They are not complete, so a damaged set never counts as the newest
+  complete set: the newest intact one is still kept, whatever the damaged set's time.
 """
 
 import datetime
@@ -167,7 +169,7 @@ def select(entries, policy, now=None):
             else:
                 reasons[entry["id"]] = ["incomplete but within incomplete_grace: a backup may still be writing it"]
         elif entry["status"] == INVALID:
-            reasons[entry["id"]] = ["manifest unreadable (%s): left for inspection, never removed automatically"
+            reasons[entry["id"]] = ["damaged (%s): left for inspection, never removed automatically"
                                     % entry.get("error")]
 
     kept, removed = [], []

@@ -24,7 +24,7 @@ from . import manifest as manifest_mod
 from .errors import ConfigError, NotFoundError, SinkError
 from .ftp_repository import (check_private_file, join_path, normalise_path, read_password_file, remote_url,
                              validate_common)
-from .naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id
+from .naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id, set_member, validate_job
 from .stored import StoredSet
 
 try:
@@ -457,7 +457,7 @@ class SftpRepository(object):
         return SftpSetWriter(self, job, set_id, data_name)
 
     def list_sets(self, job):
-        job_dir = join_path(self.root, job)
+        job_dir = join_path(self.root, validate_job(job))
 
         def listing(client):
             try:
@@ -488,12 +488,12 @@ class SftpRepository(object):
         return self._with_control("list", listing)
 
     def read_manifest(self, job, set_id):
-        path = join_path(self.root, job, set_id, MANIFEST_NAME)
+        path = join_path(self.root, *set_member(job, set_id, MANIFEST_NAME))
 
         def fetch(client):
             try:
                 with client.open(path, "rb") as handle:
-                    return handle.read()
+                    return handle.read(manifest_mod.MAX_BYTES + 1)
             except IOError as exc:
                 if getattr(exc, "errno", None) == errno.ENOENT:
                     raise NotFoundError("set %s of job %s has no manifest in %s (incomplete set)"
@@ -503,7 +503,7 @@ class SftpRepository(object):
         return manifest_mod.loads(raw, self.set_location(job, set_id) + MANIFEST_NAME)
 
     def open_data(self, job, set_id, data_name):
-        path = join_path(self.root, job, set_id, data_name)
+        path = join_path(self.root, *set_member(job, set_id, data_name))
         client = self.open_client()
         try:
             handle = client.open(path, "rb")
@@ -516,7 +516,7 @@ class SftpRepository(object):
         return SftpReader(self, client, handle, size, path)
 
     def delete_set(self, job, set_id):
-        path = join_path(self.root, job, set_id)
+        path = join_path(self.root, *set_member(job, set_id, MANIFEST_NAME)[:2])
         self._with_control("remove set %s from" % set_id, lambda client: self.remove_dir(client, path))
 
 

@@ -1,6 +1,5 @@
 """Directory engine: exclude matching, tar stream format, member name safety, crafted archives refused."""
 
-import contextlib
 import copy
 import io
 import os
@@ -17,6 +16,7 @@ from engine import directory
 from engine.backup import run_backup
 from engine.errors import ConfigError, IntegrityError, SourceError
 from engine.repository import Repository
+from support.crafted_sets import CraftedSource, crafted_set, member
 
 
 @pytest.mark.parametrize("relpath,is_dir,patterns,excluded", [
@@ -104,50 +104,6 @@ def test_missing_or_wrong_source(tmp_path):
         directory.DirectorySource(str(tmp_path / "file")).check()
 
 
-class CraftedSource(object):
-    """A 'directory' set holding an arbitrary tar: what a tampered repository could serve."""
-    kind = "directory"
-    extension = "tar"
-
-    def __init__(self, members, verification=None):
-        self.members = members
-        self._verification = verification or {}
-
-    def check(self):
-        pass
-
-    def describe(self):
-        return {"path": "crafted"}
-
-    def tools(self):
-        return {}
-
-    def verification(self):
-        return dict(self._verification)
-
-    @contextlib.contextmanager
-    def open(self):
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for info, payload in self.members:
-                tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
-        buffer.seek(0)
-        yield buffer
-
-
-def member(name, payload=b"evil", kind=tarfile.REGTYPE, linkname="", mode=None, uid=0, mtime=0):
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    info.mode = mode if mode is not None else (0o755 if kind == tarfile.DIRTYPE else 0o644)
-    info.uid = info.gid = uid
-    info.mtime = mtime
-    if kind == tarfile.REGTYPE:
-        info.size = len(payload)
-        return info, payload
-    return info, None
-
-
 @pytest.mark.parametrize("members,message", [
     ([member("../escaped")], "path traversal"),
     ([member("/tmp/absolute-lifeboat-test")], "absolute path"),
@@ -202,12 +158,6 @@ def test_end_of_archive_padding():
 # the restore itself stand between it and the host. Run as root, chown is real.
 
 OUTSIDE_MODE, OUTSIDE_MTIME = 0o750, 1500000000
-
-
-def crafted_set(tmp_path, members, verification=None, job="crafted"):
-    repository = Repository.from_options(dest=str(tmp_path / "repo"))
-    run_backup(CraftedSource(members, verification), repository, job)
-    return repository
 
 
 def outside_dir(tmp_path):
@@ -266,7 +216,7 @@ def test_nothing_outside_the_target_is_touched(tmp_path, members, message):
         info = copy.copy(info)
         info.name, info.linkname = info.name.format(outside=outside), info.linkname.format(outside=outside)
         aimed.append((info, payload))
-    assert_refused(tmp_path, crafted_set(tmp_path, aimed), message)
+    assert_refused(tmp_path, crafted_set(tmp_path / "repo", aimed), message)
     assert state_of(outside) == before
     assert state_of(outside / "file") == file_before and (outside / "file").read_text() == "outside data"
 
@@ -281,7 +231,8 @@ def test_manifest_cannot_point_the_sqlite_check_outside(tmp_path):
     secret.close()
     members = [member(".", kind=tarfile.DIRTYPE), member("db", kind=tarfile.SYMTYPE, linkname=str(tmp_path))]
     for name in ("../secret.db", "db/secret.db", str(tmp_path / "secret.db")):
-        repository = crafted_set(tmp_path, members, {"sqlite": {name: {"row_counts": {"accounts": 1}}}}, job="m")
+        verification = {"sqlite": {name: {"row_counts": {"accounts": 1}}}}
+        repository = crafted_set(tmp_path / "repo", members, verification, job="m")
         msg = assert_refused(tmp_path, repository, "", job="m")
         assert "not a regular file of the set" in msg and "row counts" not in msg and "accounts" not in msg
         shutil.rmtree(str(tmp_path / "live"))
@@ -324,13 +275,13 @@ def nested(depth, leaf=True):
 
 def test_too_deep_a_set_fails_clearly_and_leaves_no_staging(tmp_path):
     _names, members = nested(1100)
-    msg = assert_refused(tmp_path, crafted_set(tmp_path, members), "levels deep")
+    msg = assert_refused(tmp_path, crafted_set(tmp_path / "repo", members), "levels deep")
     assert "at most %d levels" % directory.MAX_DEPTH in msg and len(msg) < 600
 
 
 def test_deep_sets_within_the_limit_restore_and_deep_trees_are_removed(tmp_path):
     names, members = nested(500)  # within the limit (512): real trees are far shallower
-    repository = crafted_set(tmp_path, members)
+    repository = crafted_set(tmp_path / "repo", members)
     live = tmp_path / "live"
     live.mkdir()
     deep = str(live)
@@ -360,8 +311,11 @@ def test_snapshot_refuses_a_tree_too_deep_to_restore(tmp_path):
     root = tmp_path / "tree"
     os.makedirs(str(root) + "/d" * 600)  # 600 > 512 levels
     repository = Repository.from_options(dest=str(tmp_path / "repo"))
-    with pytest.raises(SourceError) as failure:
-        run_backup(directory.DirectorySource(str(root)), repository, "deep")
+    try:
+        with pytest.raises(SourceError) as failure:
+            run_backup(directory.DirectorySource(str(root)), repository, "deep")
+    finally:
+        directory.remove_tree(str(root))  # pytest's own clean-up of old tmp dirs recurses
     assert "levels deep" in failure.value.msg and "exclude it" in failure.value.msg
     assert not any(files for _dir, _subdirs, files in os.walk(str(tmp_path / "repo")))
 
@@ -379,7 +333,7 @@ def test_remove_tree_never_follows_symlinks(tmp_path):
 
 def test_stale_staging_of_dead_runs_is_swept_live_one_kept(tmp_path):
     members = [member(".", kind=tarfile.DIRTYPE), member("new", payload=b"restored")]
-    repository = crafted_set(tmp_path, members)
+    repository = crafted_set(tmp_path / "repo", members)
     outside = outside_dir(tmp_path)
     before = state_of(outside)
     dead = tmp_path / ".live.lifeboat-restore-dead1234"

@@ -1,0 +1,63 @@
+"""Crafted directory sets: a real tar of arbitrary members stored as a real set (data + manifest with its sha256,
+through the engine's own backup path), i.e. what whoever can write to a repository could serve to a restore.
+Only the restore's own checks stand between such a set and the host."""
+
+import contextlib
+import io
+import tarfile
+
+from engine.backup import run_backup
+from engine.repository import Repository
+
+
+class CraftedSource(object):
+    """A 'directory' source whose archive is exactly `members` ((TarInfo, payload or None) pairs) and whose manifest
+    verification is `verification`."""
+    kind = "directory"
+    extension = "tar"
+
+    def __init__(self, members, verification=None):
+        self.members = members
+        self._verification = verification or {}
+
+    def check(self):
+        pass
+
+    def describe(self):
+        return {"path": "crafted"}
+
+    def tools(self):
+        return {}
+
+    def verification(self):
+        return dict(self._verification)
+
+    @contextlib.contextmanager
+    def open(self):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for info, payload in self.members:
+                tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
+        buffer.seek(0)
+        yield buffer
+
+
+def member(name, payload=b"evil", kind=tarfile.REGTYPE, linkname="", mode=None, uid=0, mtime=0):
+    """One (TarInfo, payload) pair; uname/gname stay empty, so a restore as root uses `uid` as owner and group."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.mode = mode if mode is not None else (0o755 if kind == tarfile.DIRTYPE else 0o644)
+    info.uid = info.gid = uid
+    info.mtime = mtime
+    if kind == tarfile.REGTYPE:
+        info.size = len(payload)
+        return info, payload
+    return info, None
+
+
+def crafted_set(repository_dir, members, verification=None, job="crafted"):
+    """Store `members` as a complete set of `job` in the local repository `repository_dir`; returns the Repository."""
+    repository = Repository.from_options(dest=str(repository_dir))
+    run_backup(CraftedSource(members, verification), repository, job)
+    return repository

@@ -5,9 +5,10 @@
 # store; otherwise a local S3 endpoint (moto) is started on 127.0.0.1 for the demo and stopped after.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-# Console scripts (ansible-playbook, ansible-test, molecule...) of the interpreter that runs the tests.
+# Console scripts (ansible-playbook...) of the interpreter that runs the demo.
 export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 cd "$repo"
+# LIFEBOAT_SKIP_INSTALL=1 skips the install step (quick anyway when everything is there).
 [ "${LIFEBOAT_SKIP_INSTALL:-}" = 1 ] || bash .ci/install --demo
 
 work="$repo/.demo"
@@ -23,11 +24,26 @@ if [ -z "${LIFEBOAT_DEMO_S3_ENDPOINT:-}" ]; then
   moto_pid=$!
   export LIFEBOAT_DEMO_S3_ENDPOINT="http://127.0.0.1:$port"
   export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_DEFAULT_REGION=us-east-1
-  for _ in $(seq 100); do python3 - "$port" <<'PY' && break || sleep 0.1
+  # Wait (up to about 20 s) until moto accepts connections; a refused connection is expected meanwhile.
+  up=""
+  for _ in $(seq 100); do
+    if python3 - "$port" <<'PY'
 import socket, sys
-socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5)
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5).close()
+except OSError:
+    sys.exit(1)
 PY
+    then up=1; break; fi
+    kill -0 "$moto_pid" 2>/dev/null || break
+    sleep 0.1
   done
+  if [ -z "$up" ]; then
+    echo "demo: the local S3 endpoint (moto) did not come up on 127.0.0.1:$port; its log ($work/moto.log) ends:" >&2
+    tail -n 20 "$work/moto.log" >&2
+    echo "demo: check that moto[server] is installed (bash .ci/install --demo) or set LIFEBOAT_DEMO_S3_ENDPOINT." >&2
+    exit 1
+  fi
   python3 - <<'PY'
 import os, boto3
 boto3.client("s3", endpoint_url=os.environ["LIFEBOAT_DEMO_S3_ENDPOINT"]).create_bucket(

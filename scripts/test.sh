@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit and integration tests (pytest, real servers on 127.0.0.1),
-# ansible-test sanity, ansible-lint (production profile) and the molecule scenarios.
+# ansible-test sanity, ansible-lint (production profile) and the molecule scenarios. Installs what they
+# need first (.ci/install, Debian 12 as root), as scripts/demo.sh does.
 #   scripts/test.sh            everything
 #   scripts/test.sh pytest     only the pytest part (extra arguments go to pytest)
 #   scripts/test.sh sanity|lint|molecule
@@ -9,6 +10,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 # Console scripts (ansible-playbook, ansible-test, molecule...) of the interpreter that runs the tests.
 export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 cd "$repo"
+# Installs what the suite needs on a fresh Debian 12 machine (quick when it is all there); LIFEBOAT_SKIP_INSTALL=1
+# skips it.
+[ "${LIFEBOAT_SKIP_INSTALL:-}" = 1 ] || bash .ci/install
 part=${1:-all}
 [ $# -gt 0 ] && shift
 status=0

@@ -3,7 +3,8 @@
 # ansible-test sanity, ansible-lint (production profile) and the molecule scenarios. Installs what they
 # need first (.ci/install, Debian 12 as root), as scripts/demo.sh does.
 #   scripts/test.sh            everything
-#   scripts/test.sh pytest     only the pytest part (extra arguments go to pytest)
+#   scripts/test.sh pytest     only the pytest part (extra arguments go to pytest; test paths among them
+#                              replace tests/unit tests/integration)
 #   scripts/test.sh sanity|lint|molecule
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,12 @@ part=${1:-all}
 status=0
 
 run_pytest() {
-  python3 -m pytest -n 2 --dist loadfile -q -p no:cacheprovider tests/unit tests/integration "$@"
+  # Test paths among the arguments replace the default (the whole suite).
+  local paths=(tests/unit tests/integration) arg
+  for arg in "$@"; do
+    if [[ "$arg" != -* && -e "${arg%%::*}" ]]; then paths=(); break; fi
+  done
+  python3 -m pytest -n 2 --dist loadfile -q -p no:cacheprovider "${paths[@]}" "$@"
 }
 
 run_sanity() {

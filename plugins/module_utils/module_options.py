@@ -8,6 +8,7 @@ import traceback
 
 from .engine.backup import plan, run_backup
 from .engine.errors import LifeboatError
+from .engine.naming import validate_job
 from .engine.repository import Repository
 from .engine.s3_repository import STORAGE_CLASSES
 
@@ -83,6 +84,7 @@ def restore_spec():
     spec.update(
         backup=dict(type="str", default="latest"),
         before=dict(type="str"),
+        skip_damaged=dict(type="bool", default=False),
         encryption=dict(type="dict", options=dict(age_identity_file=dict(type="path"))),
     )
     return spec
@@ -97,8 +99,11 @@ def _set_values(options):
 
 
 def repository_from_params(params):
+    if "job" in params:  # every module has job: checked before any repository is touched (the engine checks again)
+        validate_job(params["job"])
     return Repository.from_options(dest=params.get("dest"), s3=_set_values(params.get("s3")),
-                                   sftp=_set_values(params.get("sftp")), ftp=_set_values(params.get("ftp")))
+                                   sftp=_set_values(params.get("sftp")), ftp=_set_values(params.get("ftp")),
+                                   skip_damaged=params.get("skip_damaged", False))
 
 
 def identity_file(params):
@@ -110,10 +115,22 @@ def check_restore_selection(params):
         raise LifeboatError("use either backup (a set id) or before (a time), not both")
 
 
+def report_skipped(module, result):
+    """Restore/verify modules (those with skip_damaged): damaged sets passed over to choose the set become the
+    top-level `skipped` list, and a warning each, so a fallback is never silent."""
+    backup = result.get("backup") if isinstance(result.get("backup"), dict) else {}
+    result["skipped"] = backup.pop("skipped", [])
+    for entry in result["skipped"]:
+        module.warn("skipped damaged set %s (skip_damaged is true) and used the older set %s instead: %s"
+                    % (entry["id"], backup.get("id"), entry["error"]))
+
+
 def run_module(module, action):
     """Call `action()` -> result dict; exit with it, or fail with the engine's message."""
     try:
         result = action()
+        if "skip_damaged" in module.params:
+            report_skipped(module, result)
     except LifeboatError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     except Exception as exc:  # pylint: disable=broad-except

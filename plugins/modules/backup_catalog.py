@@ -69,9 +69,17 @@ sets:
       type: str
       sample: 20261122T031500Z-3f9a0c
     status:
-      description: C(complete), C(incomplete) or C(invalid).
+      description:
+        - C(complete), C(incomplete) (no manifest yet: a failed or running backup) or C(invalid) (damaged: the manifest
+          exists but is not valid JSON, has a field of the wrong type or range, names a data object outside the set
+          layout, or describes another set). Each invalid set is also named in a warning.
       type: str
       sample: complete
+    error:
+      description: Why an C(invalid) set is damaged (absent for other sets).
+      type: str
+      returned: when status is invalid
+      sample: "manifest /var/backups/lifeboat/app-db/20261122T031500Z-3f9a0c/manifest.json is corrupted (not valid JSON)"
     kind:
       description: Source kind from the manifest.
       type: str
@@ -114,14 +122,17 @@ sets:
       elements: str
       sample: [local, s3]
 latest:
-  description: The set C(latest) selects (newest complete one), or null when there is none.
+  description:
+    - The newest complete set, or null when there is none.
+    - While an C(invalid) set may be newer than it, restoring or verifying C(latest) fails and names that set, unless
+      I(skip_damaged=true) is given to the restore.
   returned: always
   type: dict
   sample: {"id": "20261122T031500Z-3f9a0c", "status": "complete"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.catalog import COMPLETE, list_sets
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.catalog import COMPLETE, INVALID, list_sets
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.naming import validate_job
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, repository_from_params, repository_spec, run_module)
@@ -137,6 +148,9 @@ def main():
         job = validate_job(params["job"])
         entries = [s.to_dict() for s in list_sets(repository_from_params(params), job)]
         latest = next((e for e in entries if e["status"] == COMPLETE), None)
+        for entry in entries:
+            if entry["status"] == INVALID:
+                module.warn("set %s of job %s is damaged: %s" % (entry["id"], job, entry["error"]))
         if params["status"]:
             entries = [e for e in entries if e["status"] in params["status"]]
         return dict(changed=False, sets=entries, latest=latest)

@@ -120,7 +120,10 @@ kept:
       type: str
       sample: 20261122T031500Z-3f9a0c
     status:
-      description: C(complete), C(incomplete) or C(invalid).
+      description:
+        - C(complete), C(incomplete) or C(invalid).
+        - An C(invalid) (damaged) set is never removed automatically and is named in a warning; it never makes
+          retention remove the newest complete set.
       type: str
       sample: complete
     finished:
@@ -180,7 +183,12 @@ def main():
 
     def action():
         options = {key: params[key] for key in RULES + ("max_age", "incomplete_grace")}
-        return apply_retention(repository_from_params(params), params["job"], options, check_mode=module.check_mode)
+        result = apply_retention(repository_from_params(params), params["job"], options, check_mode=module.check_mode)
+        for entry in result["kept"]:
+            if entry["status"] == "invalid":  # damaged: kept for inspection, and said so
+                module.warn("set %s of job %s is damaged and was left in place: %s"
+                            % (entry["id"], params["job"], "; ".join(entry["reasons"])))
+        return result
 
     run_module(module, action)
 

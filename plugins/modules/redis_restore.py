@@ -91,6 +91,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+skipped:
+  description:
+    - Damaged sets passed over to choose the set, newest first, each with C(id) and C(error) (why it is damaged); a
+      warning names each. Empty unless I(skip_damaged=true) let the task fall back past them.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"id": "20261123T031500Z-77aa01", "error": "manifest ... is corrupted (not valid JSON ...)"}]
 backup:
   description: The set restored, in the same shape as M(lifeboat.backup.redis_backup) returns.
   returned: success

@@ -78,6 +78,9 @@ def test_restore_and_verify_options():
     assert args.backup == "20261122T031500Z-3f9a" and not args.first_copy
     assert build_parser().parse_args(["prune", "app", "--dry-run"]).dry_run is True
     assert build_parser().parse_args(["list", "app", "--json"]).json is True
+    assert build_parser().parse_args(["restore", "app"]).skip_damaged is False
+    assert build_parser().parse_args(["restore", "app", "--skip-damaged"]).skip_damaged is True
+    assert build_parser().parse_args(["verify", "app", "--skip-damaged"]).skip_damaged is True
 
 
 # --- job files ---------------------------------------------------------------------------------------------
@@ -115,6 +118,8 @@ def test_validate_fills_defaults_and_resolves_s3_aliases():
     ({"notify": {"mail_to": ["a@b"], "mail_command": "/usr/sbin/sendmail -t"}}, "non-empty list of arguments"),
     ({"notify": {"webhook_url": "ftp://x"}}, "http(s) URL"),
     ({"encryption": {"age_recipients": "age1x"}}, "list of age public keys"),
+    ({"restore": {"skip_damaged": "yes"}}, "skip_damaged must be true or false"),
+    ({"job": "../other"}, "does not match the file name"),
 ])
 def test_validate_rejects(change, message):
     with pytest.raises(ConfigError) as info:
@@ -366,6 +371,7 @@ def test_failures_exit_1_and_config_errors_exit_2(dirs, tmp_path, capsys):
     assert main(base + ["prune", "app"]) == EX_USAGE  # no retention in the job file
     assert main(base + ["run", "nosuchjob"]) == EX_USAGE
     assert main(base + ["run", "../evil"]) == EX_USAGE
+    assert "job name '../evil' is not valid" in capsys.readouterr().err
     entries = audit.read(state)
     assert [(e["operation"], e["job"], e["status"]) for e in entries] == [
         ("run", "app", "failed"), ("prune", "app", "failed"), ("run", "nosuchjob", "failed"),

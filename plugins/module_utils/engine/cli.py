@@ -231,8 +231,26 @@ def _code(exc):
     return EX_USAGE if isinstance(exc, ConfigError) else EX_FAILURE
 
 
-def _repository(job):
-    return Repository.from_options(dest=job.get("dest"), s3=job.get("s3"), sftp=job.get("sftp"), ftp=job.get("ftp"))
+def _repository(job, skip_damaged=False):
+    return Repository.from_options(dest=job.get("dest"), s3=job.get("s3"), sftp=job.get("sftp"), ftp=job.get("ftp"),
+                                   skip_damaged=skip_damaged)
+
+
+def _report_skipped(ctx, result):
+    """Damaged sets passed over (--skip-damaged) move from result["backup"] to result["skipped"], each warned
+    about: a fallback is never silent."""
+    backup = result.get("backup") or {}
+    result["skipped"] = backup.pop("skipped", [])
+    for entry in result["skipped"]:
+        ctx.console.warn("skipped damaged set %s (skip_damaged) and used the older set %s instead: %s"
+                         % (entry["id"], backup.get("id"), entry["error"]))
+    return [entry["id"] for entry in result["skipped"]]
+
+
+def _warn_damaged(ctx, result):
+    for entry in result["kept"]:
+        if entry["status"] == "invalid":
+            ctx.console.warn("set %s is damaged and was left in place: %s" % (entry["id"], "; ".join(entry["reasons"])))
 
 
 # --- commands -----------------------------------------------------------------------------------------------
@@ -293,6 +311,7 @@ def _prune(ctx, job, dry_run):
     started = time.monotonic()
     try:
         result = apply_retention(_repository(job), name, job["retention"], check_mode=dry_run)
+        _warn_damaged(ctx, result)
     except LifeboatError as exc:
         ctx.console.error("retention of job %s failed: %s" % (name, exc.msg))
         ctx.record("prune", name, "failed", started, error=exc.msg, notify_config=job.get("notify"), dry_run=dry_run)
@@ -348,9 +367,10 @@ def cmd_verify(ctx, args):
     job = jobs.load(ctx.config_dir, name)
     started = time.monotonic()
     try:
-        result = verify_set(_repository(job), name, backup=args.backup, before=args.before,
+        result = verify_set(_repository(job, args.skip_damaged), name, backup=args.backup, before=args.before,
                             identity_file=(job.get("encryption") or {}).get("age_identity_file"),
                             scratch_dir=args.scratch_dir or job.get("tmp_dir"), all_copies=not args.first_copy)
+        skipped = _report_skipped(ctx, result)
     except LifeboatError as exc:
         ctx.console.error("verify of job %s failed: %s" % (name, exc.msg))
         backup = exc.details.get("backup") or {}
@@ -366,7 +386,7 @@ def cmd_verify(ctx, args):
         "; integrity_check %s, row counts %s" % (report["integrity_check"], report.get("row_counts"))
         if "integrity_check" in report else ""))
     ctx.record("verify", name, "ok", started, set_id=backup["id"], size=backup["size"],
-               notify_config=job.get("notify"))
+               notify_config=job.get("notify"), **({"skipped": skipped} if skipped else {}))
     if ctx.json:
         ctx.output(dict(result, status="ok"))
     return EX_OK
@@ -385,17 +405,20 @@ def cmd_restore(ctx, args):
         options["before"] = args.before
         if args.to:
             options[kinds.restore_target(job["kind"], module)] = args.to
+        skip_damaged = bool(args.skip_damaged or options.get("skip_damaged"))
         ctx.console.info("%srestore of job %s (%s, backup %s%s)" % (
             "dry-run " if args.dry_run else "", name, job["kind"], options["backup"],
             ", before %s" % args.before if args.before else ""))
-        result = module.restore_from_options(_repository(job), options, check_mode=args.dry_run)
+        result = module.restore_from_options(_repository(job, skip_damaged), options, check_mode=args.dry_run)
         set_id = (result.get("backup") or {}).get("id")
+        skipped = _report_skipped(ctx, result)
     except LifeboatError as exc:
         ctx.console.error("restore of job %s failed: %s" % (name, exc.msg))
         ctx.record("restore", name, "failed", started, error=exc.msg, notify_config=job.get("notify"),
                    dry_run=args.dry_run)
         if ctx.json:
-            ctx.output({"status": "failed", "error": exc.msg})
+            ctx.output(dict({"status": "failed", "error": exc.msg},
+                            **({"damaged": exc.details["damaged"]} if exc.details.get("damaged") else {})))
         return _code(exc)
     except Exception as exc:  # pylint: disable=broad-except
         error = _unexpected(ctx, exc)
@@ -408,7 +431,8 @@ def cmd_restore(ctx, args):
     for warning in result.get("warnings") or []:  # e.g. an ANALYZE that failed after a verified restore
         ctx.console.warn(warning)
     ctx.record("restore", name, "ok", started, set_id=set_id, size=(result.get("backup") or {}).get("size"),
-               notify_config=job.get("notify"), dry_run=args.dry_run, restored_to=result.get("restored_to"))
+               notify_config=job.get("notify"), dry_run=args.dry_run, restored_to=result.get("restored_to"),
+               **({"skipped": skipped} if skipped else {}))
     if ctx.json:
         ctx.output(dict(result, status="ok"))
     return EX_OK
@@ -447,6 +471,9 @@ def _describe_repository(job):
 
 
 # --- arguments ----------------------------------------------------------------------------------------------
+
+SKIP_DAMAGED_HELP = ("with latest/--before, pass over damaged sets that may be newer (each is named in a warning) "
+                     "instead of failing")
 
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
@@ -487,6 +514,7 @@ def build_parser():
     verify.add_argument("--scratch-dir", metavar="DIR", help="where a test restore is written (default: $TMPDIR)")
     verify.add_argument("--first-copy", action="store_true",
                         help="verify only the first repository's copy (default: every copy)")
+    verify.add_argument("--skip-damaged", action="store_true", help=SKIP_DAMAGED_HELP)
 
     restore = sub.add_parser("restore", parents=[common, output], help="restore a set of a job")
     restore.add_argument("job")
@@ -496,6 +524,8 @@ def build_parser():
                          help="restore somewhere else than the job's source (path or database, by kind)")
     restore.add_argument("--dry-run", action="store_true",
                          help="download and verify the set without touching the target")
+    restore.add_argument("--skip-damaged", action="store_true",
+                         help=SKIP_DAMAGED_HELP + " (or \"skip_damaged\": true in the job file's restore object)")
 
     job_list = sub.add_parser("jobs", parents=[common, output], help="list and validate the job files")
     del job_list

@@ -143,7 +143,8 @@ def validate(document, name=None, where="job"):
     rpo = _expect(job, "rpo_seconds", int, "a whole number of seconds", where)
     if rpo is not None and rpo <= 0:
         raise ConfigError("%s: rpo_seconds must be more than 0" % where)
-    _expect(job, "restore", dict, "an object of restore options", where)
+    if _expect(job, "restore", dict, "an object of restore options", where):
+        _expect(job["restore"], "skip_damaged", bool, "true or false", where + ": restore")
     notify = _expect(job, "notify", dict, "an object", where)
     if notify:
         unknown = sorted(set(notify) - set(NOTIFY_KEYS))

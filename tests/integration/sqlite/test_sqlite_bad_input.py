@@ -92,7 +92,7 @@ def test_corrupted_artifact_restore_refuses_and_live_db_is_untouched(ansible, mo
     assert sorted(n for n in os.listdir(tmp_path) if n.startswith(("app.db", ".app.db"))) == ["app.db"]
 
 
-def test_corrupted_manifest_is_skipped_by_latest_and_refused_by_id(ansible, tmp_path):
+def test_corrupted_manifest_is_an_alarm_for_latest_and_refused_by_id(ansible, tmp_path):
     db = make_database(tmp_path / "app.db", rows=10)
     repo = {"job": "app", "dest": str(tmp_path / "repo")}
     good = ansible.module("lifeboat.backup.sqlite_backup", dict(repo, path=str(db)))["backup"]
@@ -103,7 +103,9 @@ def test_corrupted_manifest_is_skipped_by_latest_and_refused_by_id(ansible, tmp_
     assert {s["id"]: s["status"] for s in catalog["sets"]} == {good["id"]: "complete", bad["id"]: "invalid"}
     target = tmp_path / "restored.db"
     out = ansible.module("lifeboat.backup.sqlite_restore", dict(repo, path=str(target)))
-    assert out["backup"]["id"] == good["id"]
+    assert out["failed"] and bad["id"] in out["msg"] and not target.exists()  # issue #16: never a silent fallback
+    out = ansible.module("lifeboat.backup.sqlite_restore", dict(repo, path=str(target), skip_damaged=True))
+    assert out["backup"]["id"] == good["id"] and [s["id"] for s in out["skipped"]] == [bad["id"]]
     out = ansible.module("lifeboat.backup.sqlite_restore", dict(repo, path=str(target), backup=bad["id"]))
     assert out["failed"] and "corrupted" in out["msg"]
 

@@ -48,6 +48,14 @@ options:
       - Set to false to skip the pre-restore save and discard the replaced file once the restore succeeded.
     type: bool
     default: true
+  allow_key_mismatch:
+    description:
+      - After the restart the key count of every database must lie within what the manifest recorded (the counts
+        and the writes Redis counted during the backup); otherwise the previous RDB is put back and the task fails.
+      - Set to true to keep the restored data with a warning instead. Only for a set you trust, for example one
+        made by lifeboat 0.1.0 (which recorded no bound for the writes during the backup) while Redis was written to.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - lifeboat.backup.redis
   - lifeboat.backup.redis.restart
@@ -145,6 +153,7 @@ def main():
         group=dict(type="str"),
         mode=dict(type="raw"),
         keep_previous=dict(type="bool", default=True),
+        allow_key_mismatch=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     params = module.params

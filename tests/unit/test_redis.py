@@ -1,9 +1,11 @@
 """Redis engine: RESP encoding/parsing, INFO parsing, BGSAVE waiting, key checks, options."""
 
+import os
+
 import pytest
 
 from engine import redis as redis_engine
-from engine.errors import SourceError
+from engine.errors import IntegrityError, SourceError
 from engine.resp import Parser, ProtocolError, RespError, encode_command, keyspace, parse_info
 
 
@@ -138,13 +140,160 @@ def test_bgsave_other_errors_are_clear():
 
 
 def test_compare_keys_allows_expired_ttl_keys_only():
-    assert redis_engine.compare_keys({"db0": 10}, {"db0": 2}, True, {"db0": 8}) == (True, [])
-    ok, problems = redis_engine.compare_keys({"db0": 10}, {"db0": 2}, True, {"db0": 7})
+    assert redis_engine.compare_keys({"db0": 10}, {"db0": 2}, 0, {"db0": 8}) == (True, [])
+    ok, problems = redis_engine.compare_keys({"db0": 10}, {"db0": 2}, 0, {"db0": 7})
     assert not ok and "db0 has 7 keys, the backup had 10" in problems[0]
-    ok, problems = redis_engine.compare_keys({"db0": 10}, {}, True, {"db0": 10, "db3": 1})
+    ok, problems = redis_engine.compare_keys({"db0": 10}, {}, 0, {"db0": 10, "db3": 1})
     assert not ok and "db3" in problems[0]
-    ok, problems = redis_engine.compare_keys({"db0": 10}, {}, False, {"db0": 11})
-    assert ok and problems  # counts moved during the backup: reported, not fatal
+
+
+def test_compare_keys_tolerance_is_what_the_backup_recorded():
+    # writes counted during the backup explain a difference up to the tolerance either way (twice below, as
+    # the TTL count may be off by as much), never more
+    assert redis_engine.compare_keys({"db0": 100}, {}, 5, {"db0": 105})[0]
+    assert redis_engine.compare_keys({"db0": 100}, {"db0": 3}, 5, {"db0": 87})[0]
+    ok, problems = redis_engine.compare_keys({"db0": 100}, {}, 5, {"db0": 106})
+    assert not ok and problems == ["db0 has 106 keys, the backup had 100 (allowed 90 to 105: 5 changes during the "
+                                   "backup)"]
+    ok, problems = redis_engine.compare_keys({"db0": 100}, {"db0": 3}, 5, {"db0": 86})
+    assert not ok and "allowed 87 to 105: 3 with a TTL, 5 changes during the backup" in problems[0]
+
+
+def test_compare_keys_no_longer_waives_a_mismatch_for_an_unstable_backup():
+    """Issue 16 item 4: a set recording 102,110 keys restored to an empty server was a warning, not a failure."""
+    ok, problems = redis_engine.compare_keys({"db0": 102110}, {}, 0, {})
+    assert not ok and "db0 has 0 keys, the backup had 102110" in " ".join(problems)
+    # a manifest may claim any tolerance: an empty server for a set with keys without a TTL still fails
+    ok, problems = redis_engine.compare_keys({"db0": 102110}, {}, 10 ** 9, {})
+    assert not ok and problems == ["the restored server holds no keys at all, the backup had 102110 without a TTL"]
+    # keys that all had a TTL may all have expired since the backup
+    assert redis_engine.compare_keys({"db0": 40}, {"db0": 40}, 0, {}) == (True, [])
+
+
+def manifest_with(verification):
+    return {"id": "20261122T031500Z-3f9a", "verification": verification}
+
+
+def test_key_expectation_reads_and_checks_the_manifest():
+    assert redis_engine.key_expectation(manifest_with({"rdb_check": "ok"})) is None
+    # sets of lifeboat 0.1.0 recorded no tolerance (and keys_stable, which no longer waives anything)
+    assert redis_engine.key_expectation(manifest_with({"keys": {"db0": 5}, "keys_stable": False})) == (
+        {"db0": 5}, {}, 0)
+    assert redis_engine.key_expectation(manifest_with({"keys": {"db0": 5, "db15": 1}, "expires": {"db0": 2},
+                                                       "keys_tolerance": 7})) == ({"db0": 5, "db15": 1}, {"db0": 2}, 7)
+    for bad in ({"keys": {"db0": "5"}}, {"keys": {"db0": -1}}, {"keys": {"../x": 1}}, {"keys": [1]},
+                {"keys": {"db0": True}}, {"keys": {"db0": 5}, "expires": {"db0": 1.5}},
+                {"keys": {"db0": 5}, "keys_tolerance": -3}, {"keys": {"db0": 5}, "keys_tolerance": "lots"}):
+        with pytest.raises(IntegrityError) as failure:
+            redis_engine.key_expectation(manifest_with(bad))
+        assert "is corrupted" in failure.value.msg and "nothing was changed" in failure.value.msg
+
+
+def test_key_tolerance_counts_changes_since_the_snapshot_and_churn():
+    info = {"rdb_changes_since_last_save": "12", "expired_keys": "30", "evicted_keys": "5"}
+    assert redis_engine.key_churn(info) == 35
+    assert redis_engine.key_tolerance(info, churn_before=31) == 12 + 4
+    assert redis_engine.key_tolerance({"rdb_changes_since_last_save": "0"}, churn_before=0) == 0
+
+
+class CountingClient(object):
+    """INFO replies in order, to tie the opened file to the counters."""
+    where = "fake:6379"
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+
+    def info(self, section=None):
+        return self.replies.pop(0)
+
+
+class Handle(object):
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_open_latest_save_reads_counts_of_the_file_it_opened():
+    first, second = Handle(), Handle()
+    handles = [first, second]
+    saves = [{"rdb_saves": "4", "rdb_last_save_time": "100"}, {"rdb_saves": "5", "rdb_last_save_time": "101"},
+             {"rdb_saves": "5", "rdb_last_save_time": "101"}, {"rdb_saves": "5", "rdb_last_save_time": "101", "x": 1}]
+    handle, info = redis_engine.open_latest_save(CountingClient(saves), lambda: handles.pop(0))
+    assert handle is second and first.closed and info["x"] == 1  # another save completed: read both again
+    moving = [{"rdb_saves": str(n // 2 + n % 2)} for n in range(8)]
+    with pytest.raises(SourceError) as failure:
+        redis_engine.open_latest_save(CountingClient(moving), Handle, attempts=4)
+    assert "completed another save" in failure.value.msg
+
+
+class ConfigServer(object):
+    """_Server stand-in: CONFIG GET/SET on a dict."""
+    where = "fake:6379"
+
+    def __init__(self, config):
+        self.config = dict(config)
+
+    def connect(self):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def config_get(self, name):
+        return self.config.get(name)
+
+    def execute(self, *args):
+        assert args[:2] == ("CONFIG", "SET")
+        self.config[args[2]] = args[3]
+        return "OK"
+
+
+def test_quiet_shutdown_turns_every_saving_shutdown_off_and_back():
+    server = ConfigServer({"save": "3600 1 300 100", "shutdown-on-sigterm": "save now",
+                           "shutdown-on-sigint": "default"})
+    replaced = {}
+    redis_engine._quiet_shutdown(server, replaced)
+    assert server.config == {"save": "", "shutdown-on-sigterm": "nosave now", "shutdown-on-sigint": "default"}
+    assert replaced == {"save": "3600 1 300 100", "shutdown-on-sigterm": "save now"}
+    redis_engine._restore_config(server, replaced)
+    assert server.config["save"] == "3600 1 300 100" and server.config["shutdown-on-sigterm"] == "save now"
+    old = ConfigServer({"save": "900 1"})  # Redis 6: no shutdown-on-sigterm
+    redis_engine._quiet_shutdown(old, {})
+    assert old.config == {"save": ""}
+
+
+def test_saved_over_tells_a_shutdown_save_from_a_later_one(tmp_path):
+    target = tmp_path / "dump.rdb"
+    target.write_bytes(b"REDIS0010")
+    placed = os.lstat(str(target))
+    assert not redis_engine._saved_over(str(target), placed, {"rdb_saves": "0"})
+    (tmp_path / "temp-1.rdb").write_bytes(b"REDIS0010")
+    os.replace(str(tmp_path / "temp-1.rdb"), str(target))  # how Redis saves: a new file renamed over
+    assert redis_engine._saved_over(str(target), placed, {"rdb_saves": "0"})
+    assert not redis_engine._saved_over(str(target), placed, {"rdb_saves": "1"})  # the new server saved itself
+    assert not redis_engine._saved_over(str(target), placed, {})  # Redis 6 cannot say
+
+
+def test_staged_attributes_never_follow_a_symlink_at_the_target(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"x")
+    os.chmod(str(secret), 0o604)
+    target = tmp_path / "dump.rdb"
+    os.symlink(str(secret), str(target))
+    staged = tmp_path / "staged"
+    staged.write_bytes(b"REDIS0010")
+    fd = os.open(str(staged), os.O_RDONLY)
+    try:
+        redis_engine._apply_attributes_fd(fd, str(staged), str(target), str(tmp_path), None, None, None)
+    finally:
+        os.close(fd)
+    # the link's target lent nothing: the directory's owner and 0640, as for a missing file
+    assert oct(os.stat(str(staged)).st_mode & 0o7777) == oct(0o640)
+    assert oct(os.stat(str(secret)).st_mode & 0o7777) == oct(0o604)
 
 
 def test_options_password_from_environment_never_described(monkeypatch):

@@ -5,13 +5,15 @@ Talks RESP over a socket (engine/resp.py): no redis-py, and the password never a
 
 import contextlib
 import os
+import re
 import shutil
+import stat as stat_module
 import subprocess
 import tempfile
 import time
 
 from .errors import ConfigError, IntegrityError, RestoreError, SourceError, ToolError
-from .files import Swap, apply_attributes, fsync_dir, kept_for
+from .files import Swap, fsync_dir, kept_for, parse_mode, resolve_ids
 from .process import run_tool
 from .resp import ProtocolError, RedisClient, RespError, keyspace
 from .restore import fetch_to_file, find_set, set_result
@@ -247,24 +249,27 @@ class RedisSource(object):
                               "anyway" % (self._rdb, tail))
         return "ok"
 
-    @contextlib.contextmanager
-    def open(self):
-        if self._rdb is None:
-            self.check()
-        with self._connect() as client:
-            try:
-                keys_before = bgsave_and_wait(client, self.bgsave_timeout)
-                keys_after = keyspace(client.info("keyspace"))
-            except ProtocolError as exc:
-                raise SourceError("%s during BGSAVE" % exc)
+    def _open_rdb(self):
         try:
-            handle = open(self._rdb, "rb")
+            return open(self._rdb, "rb")
         except FileNotFoundError:
             raise SourceError("Redis reported a finished save but %s does not exist: set rdb_path to the RDB file "
                               "of this server (is the task running on the Redis host?)" % self._rdb)
         except OSError as exc:
             raise SourceError("cannot read %s: %s; run as root or the redis user (become: true)"
                               % (self._rdb, exc.strerror))
+
+    @contextlib.contextmanager
+    def open(self):
+        if self._rdb is None:
+            self.check()
+        with self._connect() as client:
+            try:
+                churn_before = key_churn(client.info("stats"))
+                keys_before = bgsave_and_wait(client, self.bgsave_timeout)
+                handle, info = open_latest_save(client, self._open_rdb)
+            except ProtocolError as exc:
+                raise SourceError("%s during BGSAVE" % exc)
         # Redis writes temp-<pid>.rdb and renames it into place: this open handle stays one consistent
         # snapshot even if a later save replaces the path while it streams.
         with handle:
@@ -274,9 +279,11 @@ class RedisSource(object):
                 raise SourceError(exc.msg)
             handle.seek(0)
             rdb_check = self._check_file(handle) if self.verify else "not checked (verify: false)"
+            keys_after = keyspace(info)
             self._verification = {
-                "keys": {db: value["keys"] for db, value in keys_before.items()},
-                "expires": {db: value["expires"] for db, value in keys_before.items()},
+                "keys": {db: value["keys"] for db, value in keys_after.items()},
+                "expires": {db: value["expires"] for db, value in keys_after.items()},
+                "keys_tolerance": key_tolerance(info, churn_before),
                 "keys_stable": keys_before == keys_after,
                 "rdb_version": rdb_version,
                 "rdb_bytes": os.fstat(handle.fileno()).st_size,
@@ -285,18 +292,91 @@ class RedisSource(object):
             yield handle
 
 
-def compare_keys(expected, expires, stable, actual):
-    """Restored key counts against the manifest. Keys with a TTL may have expired since the backup, so a db
-    may hold up to its `expires` count fewer keys. Returns (ok, problems)."""
+def key_churn(info):
+    """Keys removed without a write command (TTL ran out, maxmemory eviction): Redis counts them apart."""
+    return sum(int(info.get(name) or 0) for name in ("expired_keys", "evicted_keys"))
+
+
+def key_tolerance(info, churn_before):
+    """How far the key count of each database may lie from the snapshot's, as the server counted it: the
+    changes since the snapshot (rdb_changes_since_last_save, reset to "changes since the fork" when a save
+    completes; one change moves a key count by at most one) plus the keys that expired or were evicted
+    since before the save. 0 when nobody wrote."""
+    return int(info.get("rdb_changes_since_last_save") or 0) + max(0, key_churn(info) - churn_before)
+
+
+def _save_marker(info):
+    # rdb_saves (Redis 7+) counts completed saves; LASTSAVE (one-second resolution) for older servers
+    return info.get("rdb_saves"), info.get("rdb_last_save_time")
+
+
+def open_latest_save(client, open_file, attempts=20):
+    """Open the RDB file and read INFO (key counts and the change counters in one reply) so that both refer
+    to the same completed save: when another save completes in between, read both again."""
+    for _attempt in range(attempts):
+        marker = _save_marker(client.info("persistence"))
+        handle = open_file()
+        info = client.info()
+        if _save_marker(info) == marker:
+            return handle, info
+        handle.close()
+    raise SourceError("Redis at %s completed another save each of %d times lifeboat read the key counts of its "
+                      "own; the counts cannot be tied to the file. Check the save points (a save every second?) "
+                      "and run again" % (client.where, attempts))
+
+
+DB_NAME_RE = re.compile(r"db[0-9]{1,5}\Z")
+
+
+def key_expectation(manifest):
+    """What a set promises about its keys, from its (untrusted) manifest: ({db: keys}, {db: keys with a TTL},
+    tolerance), or None when it records no counts. Anything but small non-negative integers per dbN is an
+    IntegrityError, raised before anything is changed."""
+    checks = manifest.get("verification") or {}
+    if not isinstance(checks, dict) or checks.get("keys") is None:
+        return None
+
+    def counts(field):
+        value = checks.get(field)
+        value = {} if value is None and field == "expires" else value
+        if not isinstance(value, dict) or not all(
+                isinstance(db, str) and DB_NAME_RE.match(db) and _count(number) for db, number in value.items()):
+            raise IntegrityError("the manifest of set %s is corrupted (verification.%s is not a count per database); "
+                                 "nothing was changed: restore another set" % (manifest["id"], field))
+        return value
+
+    keys, expires = counts("keys"), counts("expires")
+    tolerance = checks.get("keys_tolerance", 0)  # sets of lifeboat 0.1.0 record none: their counts must match
+    if not _count(tolerance):
+        raise IntegrityError("the manifest of set %s is corrupted (verification.keys_tolerance is not a count); "
+                             "nothing was changed: restore another set" % manifest["id"])
+    return keys, expires, tolerance
+
+
+def _count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 63
+
+
+def compare_keys(expected, expires, tolerance, actual):
+    """Restored key counts against the manifest. Per database the count may lie `tolerance` (the changes the
+    server counted after its snapshot) above or below the recorded one, and keys with a TTL may have expired
+    since (the TTL count itself may be off by the tolerance too). A server left with no keys at all while the
+    set recorded keys without a TTL is never right, whatever tolerance the manifest claims. Returns
+    (ok, problems)."""
     problems = []
     for db in sorted(set(expected) | set(actual)):
-        want = expected.get(db, 0)
-        got = actual.get(db, 0)
-        lowest = want - expires.get(db, 0)
-        if not lowest <= got <= want:
-            problems.append("%s has %d keys, the backup had %d" % (db, got, want)
-                            + (" (%d with a TTL)" % expires[db] if expires.get(db) else ""))
-    return (not problems or not stable), problems
+        want, got, ttl = expected.get(db, 0), actual.get(db, 0), expires.get(db, 0)
+        lowest, highest = max(0, want - ttl - 2 * tolerance), want + tolerance
+        if not lowest <= got <= highest:
+            allowed = [("%d with a TTL" % ttl) if ttl else "", ("%d changes during the backup" % tolerance)
+                       if tolerance else ""]
+            problems.append("%s has %d keys, the backup had %d" % (db, got, want) + (
+                " (allowed %d to %d: %s)" % (lowest, highest, ", ".join(part for part in allowed if part))
+                if lowest != highest else ""))
+    durable = sum(max(0, want - expires.get(db, 0)) for db, want in expected.items())
+    if durable and not any(actual.values()):
+        problems.insert(0, "the restored server holds no keys at all, the backup had %d without a TTL" % durable)
+    return not problems, problems
 
 
 def default_restart_command(service_name):
@@ -365,16 +445,16 @@ class _Server(object):
 
 def restore_redis(repository, job, connection, backup="latest", before=None, identity_file=None, rdb_path=None,
                   service_name=DEFAULT_SERVICE, restart_command=None, start_timeout=300, owner=None, group=None,
-                  mode=None, keep_previous=True, check_mode=False):
+                  mode=None, keep_previous=True, allow_key_mismatch=False, check_mode=False):
     """Place the RDB of a set, restart Redis, check key counts. On failure the previous RDB is put back
     (and the server restarted on it when it had already been restarted)."""
     backup_set = find_set(repository, job, "redis", backup, before)
+    expectation = key_expectation(backup_set.manifest)
     argv = restart_argv(restart_command, service_name)
     server = _Server(connection, start_timeout)
     result = {"backup": set_result(repository, job, backup_set), "previous": None, "restart_command": argv}
 
     live = True
-    saved_points = None
     try:
         client = server.connect()
     except SourceError as exc:
@@ -390,10 +470,10 @@ def restore_redis(repository, job, connection, backup="latest", before=None, ide
                 if role == "slave":
                     raise RestoreError("Redis at %s is a replica: restore the primary (a replica reloads its data "
                                        "from the primary)" % client.where)
+                # the RDB path comes from the live server (or the operator's rdb_path), never from the set
                 target = locate_rdb(client, rdb_path)
                 if client.config_get("appendonly") == "yes":
                     raise RestoreError(AOF_HELP + "; nothing was changed")
-                saved_points = client.config_get("save")
             except RespError as exc:
                 raise RestoreError("Redis at %s refused a command the restore needs: %s" % (client.where, exc))
     else:
@@ -404,53 +484,63 @@ def restore_redis(repository, job, connection, backup="latest", before=None, ide
         raise RestoreError("the RDB directory %s does not exist on this host: run the task on the Redis host or "
                            "fix rdb_path" % directory)
 
+    # mkstemp creates the staging file with O_EXCL (never through a symlink); it is only renamed into place
+    # once its sha256 and RDB checks passed
     fd, staged = tempfile.mkstemp(prefix=".%s.lifeboat-restore-" % os.path.basename(target),
                                   dir=None if check_mode else directory)
     swap = None
+    replaced_config = {}
     try:
         with os.fdopen(fd, "wb") as handle:
             fetch_to_file(repository, job, backup_set, handle, identity_file)
             handle.flush()
             os.fsync(handle.fileno())
-        result["verification"] = verification = _verify_rdb(staged, backup_set.manifest)
-        if check_mode:
-            return result
-        like = target if os.path.exists(target) else None
-        if like is None and owner in (None, "") and group in (None, ""):
-            stat = os.stat(directory)
-            owner, group = str(stat.st_uid), str(stat.st_gid)
-            mode = "0640" if mode in (None, "") else mode
-        apply_attributes(staged, owner, group, mode, like=like)
+            result["verification"] = verification = _verify_rdb(staged, backup_set.manifest)
+            if check_mode:
+                os.unlink(staged)  # check mode stages in the temp directory: leave nothing there
+                return result
+            _apply_attributes_fd(handle.fileno(), staged, target, directory, owner, group, mode)
         if live:
             if keep_previous:
                 _save_live(server)  # the copy kept aside is then the data as it is now, not an older save
-            _set_save_points(server, "")  # the restart's shutdown must not save over the placed file
+            _quiet_shutdown(server, replaced_config)  # the restart's shutdown must not save over the placed file
         old_run_id = server.run_id() if live else None
         swap = Swap(staged, target)
         result["previous"] = swap.run()
+        placed = os.lstat(target)
         try:
             _restart(argv, start_timeout)
             actual, persistence = server.wait_ready(old_run_id)
         except (RestoreError, ToolError, SourceError) as exc:
-            _put_back(server, swap, argv, start_timeout, live)
-            raise RestoreError("%s; the previous RDB was put back%s" % (
-                getattr(exc, "msg", str(exc)), " and Redis restarted on it" if live else ""))
-        manifest_checks = backup_set.manifest.get("verification") or {}
-        expected = manifest_checks.get("keys")
+            raise RestoreError("%s; %s" % (getattr(exc, "msg", str(exc)),
+                                           _put_back(server, swap, argv, start_timeout, live)))
+        if _saved_over(target, placed, persistence):
+            raise RestoreError(
+                "the restart saved the running data over the restored RDB before the new server loaded it (the "
+                "stop path of restart_command saves on shutdown, e.g. SHUTDOWN SAVE, or shutdown-on-sigterm save "
+                "in redis.conf), so Redis did not run on set %s; %s. Make the stop path of restart_command not "
+                "save (SHUTDOWN NOSAVE, or SIGTERM with the save points that lifeboat switches off) and run again"
+                % (backup_set.set_id, _put_back(server, swap, argv, start_timeout, True)))
         verification["keys"] = actual_counts = {db: value["keys"] for db, value in actual.items()}
         if persistence.get("rdb_last_load_keys_loaded") not in (None, ""):
             verification["keys_loaded"] = int(persistence["rdb_last_load_keys_loaded"])
-        if expected is not None:
-            ok, problems = compare_keys(expected, manifest_checks.get("expires") or {},
-                                        manifest_checks.get("keys_stable", True), actual_counts)
-            if not ok:
-                _put_back(server, swap, argv, start_timeout, True)
-                raise RestoreError("restored Redis does not hold the keys of set %s: %s; the previous RDB was put "
-                                   "back and Redis restarted on it" % (backup_set.set_id, "; ".join(problems)))
-            verification["keys_match"] = not problems
+        if expectation is not None:
+            expected, expires, tolerance = expectation
+            ok, problems = compare_keys(expected, expires, tolerance, actual_counts)
+            verification["keys_tolerance"] = tolerance
+            verification["keys_match"] = ok
+            if not ok and not allow_key_mismatch:
+                raise RestoreError(
+                    "restored Redis does not hold the keys of set %s: %s. That is more than the writes Redis counted "
+                    "during the backup explain: the set's data does not match its manifest (damaged, or written by "
+                    "someone else than lifeboat); %s. Restore another set (backup: <id>) and check who can write to "
+                    "the repository; if you trust this set anyway, allow_key_mismatch: true restores it with a "
+                    "warning" % (backup_set.set_id, "; ".join(problems),
+                                 _put_back(server, swap, argv, start_timeout, True)))
             if problems:
-                result["warnings"] = ["key counts differ from the manifest (the server was written to during the "
-                                      "backup): %s" % "; ".join(problems)]
+                result["warnings"] = ["key counts differ from the manifest of set %s beyond what the backup recorded "
+                                      "(kept because allow_key_mismatch is true): %s"
+                                      % (backup_set.set_id, "; ".join(problems))]
         if not keep_previous:
             swap.discard_previous()
             result["previous"] = None
@@ -458,13 +548,49 @@ def restore_redis(repository, job, connection, backup="latest", before=None, ide
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staged)
-        if live and saved_points is not None and not check_mode:
+        if replaced_config:
             with contextlib.suppress(Exception):
-                _set_save_points(server, saved_points)  # whatever server runs now keeps its save points
+                _restore_config(server, replaced_config)  # whatever server runs now keeps its save settings
         raise
     finally:
         if not check_mode:
             fsync_dir(directory)
+
+
+def _apply_attributes_fd(fd, staged, target, directory, owner, group, mode):
+    """Owner/group/mode of the staged file, set through its descriptor (a name in the RDB directory, which the
+    redis user can write, could be swapped for a symlink). Unset ones come from the file replaced when that is a
+    regular file (never through a symlink), else the directory's owner and 0640."""
+    like = os.lstat(target) if os.path.lexists(target) else None
+    like = like if like is not None and stat_module.S_ISREG(like.st_mode) else None
+    uid, gid = resolve_ids(owner, group)
+    mode = parse_mode(mode)
+    if like is not None:
+        uid = like.st_uid if uid == -1 else uid
+        gid = like.st_gid if gid == -1 else gid
+        mode = (like.st_mode & 0o777) if mode is None else mode
+    elif (uid, gid) == (-1, -1):
+        owner_of = os.stat(directory)
+        uid, gid = owner_of.st_uid, owner_of.st_gid
+    if (uid, gid) != (-1, -1):
+        try:
+            os.fchown(fd, uid, gid)
+        except PermissionError:
+            raise RestoreError("cannot give %s to owner/group %s:%s: run the restore as root (become: true)"
+                               % (staged, owner or uid, group or gid))
+    os.fchmod(fd, 0o640 if mode is None else mode & 0o777)  # an RDB never needs setuid/setgid/sticky
+
+
+def _saved_over(target, placed, persistence):
+    """True when the file at `target` is not the one placed although the restarted server has not saved yet
+    (rdb_saves:0, Redis 7+): the old server's shutdown wrote its data over the placed file."""
+    if persistence.get("rdb_saves") != "0":
+        return False  # the new server saved itself (or is too old to say): its file may rightly differ
+    try:
+        now = os.lstat(target)
+    except FileNotFoundError:
+        return True
+    return (now.st_dev, now.st_ino) != (placed.st_dev, placed.st_ino)
 
 
 def _verify_rdb(staged, manifest):
@@ -494,14 +620,35 @@ def _save_live(server):
             raise RestoreError("saving the live data before the restore failed, so nothing was changed: %s" % exc.msg)
 
 
-def _set_save_points(server, value):
+SHUTDOWN_SETTINGS = ("shutdown-on-sigterm", "shutdown-on-sigint")  # Redis 7+; absent (None) before
+
+
+def _quiet_shutdown(server, replaced):
+    """Make the running server's next shutdown save nothing, however the restart stops it: save points off (a
+    plain SHUTDOWN or SIGTERM, as systemd sends, then saves nothing) and a 'save' flag of shutdown-on-sigterm or
+    -sigint (save even without save points) turned into 'nosave'. The values replaced go into `replaced`, for
+    _restore_config when the restore fails before the restart; redis.conf brings them back at the restart."""
     with server.connect() as client:
         try:
-            client.execute("CONFIG", "SET", "save", value)
+            for name in SHUTDOWN_SETTINGS:
+                value = client.config_get(name)
+                if value and "save" in value.split():
+                    flags = [flag for flag in value.split() if flag not in ("save", "default")]
+                    replaced.setdefault(name, value)
+                    client.execute("CONFIG", "SET", name, " ".join(["nosave"] + flags))
+            replaced.setdefault("save", client.config_get("save"))
+            client.execute("CONFIG", "SET", "save", "")
         except RespError as exc:
-            raise RestoreError("Redis at %s refused CONFIG SET save (%s): the restart could save the live data over "
-                               "the restored file, so nothing was changed. Allow CONFIG for redis_user, or stop "
-                               "Redis and pass rdb_path" % (client.where, exc))
+            raise RestoreError("Redis at %s refused CONFIG (%s): the restart could save the live data over the "
+                               "restored file, so nothing was changed. Allow CONFIG for redis_user, or stop Redis "
+                               "and pass rdb_path" % (client.where, exc))
+
+
+def _restore_config(server, replaced):
+    with server.connect() as client:
+        for name, value in replaced.items():
+            if value is not None:
+                client.execute("CONFIG", "SET", name, value)
 
 
 def _restart(argv, timeout):
@@ -509,16 +656,24 @@ def _restart(argv, timeout):
 
 
 def _put_back(server, swap, argv, timeout, restart):
+    """The previous RDB back in place, and Redis restarted on it when it runs. Returns what happened, for the
+    failure message."""
     old_run_id = None
     if restart:
         with contextlib.suppress(Exception):
-            _set_save_points(server, "")
+            _quiet_shutdown(server, {})  # the shutdown must not save the rejected data over the file put back
             old_run_id = server.run_id()
     swap.rollback()
-    if restart:
-        with contextlib.suppress(Exception):
-            _restart(argv, timeout)
-            server.wait_ready(old_run_id)
+    if not restart:
+        return "the previous RDB was put back"
+    try:
+        _restart(argv, timeout)
+        actual, _persistence = server.wait_ready(old_run_id)
+    except (RestoreError, ToolError, SourceError) as exc:
+        return ("the previous RDB was put back at %s, but Redis did not restart on it (%s): start Redis by hand"
+                % (swap.target, getattr(exc, "msg", str(exc))))
+    return "the previous RDB was put back and Redis restarted on it (%s)" % (
+        ", ".join("%s: %d keys" % (db, value["keys"]) for db, value in actual.items()) or "no keys")
 
 
 def put_back_redis(connection, previous, service_name=DEFAULT_SERVICE, restart_command=None, start_timeout=300,
@@ -562,7 +717,7 @@ def put_back_redis(connection, previous, service_name=DEFAULT_SERVICE, restart_c
     if check_mode:
         return result
     if old_run_id:
-        _set_save_points(server, "")
+        _quiet_shutdown(server, {})
     os.replace(previous, target)
     fsync_dir(os.path.dirname(target))
     try:
@@ -590,4 +745,5 @@ def restore_from_options(repository, options, check_mode=False):
                          restart_command=options.get("restart_command"),
                          start_timeout=options.get("start_timeout") or 300, owner=options.get("owner"),
                          group=options.get("group"), mode=options.get("mode"),
-                         keep_previous=options.get("keep_previous", True), check_mode=check_mode)
+                         keep_previous=options.get("keep_previous", True),
+                         allow_key_mismatch=bool(options.get("allow_key_mismatch")), check_mode=check_mode)

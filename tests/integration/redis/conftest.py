@@ -1,4 +1,7 @@
-"""A real redis-server on 127.0.0.1 (free port, private dir, password in a 0600 config file) per test."""
+"""A real redis-server on 127.0.0.1 (free port, private dir, password in a 0600 config file) per test.
+
+`redis_server` has no save points; `redis_saving` has save points as Debian's redis.conf does, so a shutdown
+(SIGTERM from systemd, or SHUTDOWN) saves the dataset unless lifeboat switches that off."""
 
 import os
 import shutil
@@ -18,7 +21,7 @@ PASSWORD = "s3cr3t-lifeboat-test"
 
 
 class RedisServer(object):
-    def __init__(self, base):
+    def __init__(self, base, save='""', extra=""):
         if not shutil.which("redis-server"):
             raise RuntimeError("redis-server is not installed: apt-get install -y redis-server (CI installs it)")
         self.port = free_port()
@@ -31,8 +34,8 @@ class RedisServer(object):
         fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write("bind 127.0.0.1\nport %d\ndir %s\ndaemonize yes\npidfile %s\nlogfile %s\n"
-                         "appendonly no\nsave \"\"\nrequirepass %s\nenable-debug-command local\n"
-                         % (self.port, self.dir, self.pidfile, self.logfile, PASSWORD))
+                         "appendonly no\nsave %s\nrequirepass %s\nenable-debug-command local\n%s"
+                         % (self.port, self.dir, self.pidfile, self.logfile, save, PASSWORD, extra))
         subprocess.run(["redis-server", self.conf], check=True, stdin=subprocess.DEVNULL)
         wait_for_port(self.port)
         self.rdb = os.path.join(self.dir, "dump.rdb")
@@ -40,6 +43,11 @@ class RedisServer(object):
     @property
     def restart_command(self):
         return [sys.executable, RESTART, self.conf]
+
+    def restart_by(self, stop):
+        """restart_command whose stop is `stop`: nosave (SHUTDOWN NOSAVE), sigterm (as systemd stops the
+        service) or save (SHUTDOWN SAVE: a stop path that always saves)."""
+        return [sys.executable, RESTART, self.conf, stop]
 
     def client(self):
         return RedisClient("127.0.0.1", self.port, password=self.password, timeout=30)
@@ -69,5 +77,25 @@ class RedisServer(object):
 @pytest.fixture
 def redis_server(tmp_path):
     server = RedisServer(str(tmp_path / "redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_redis(tmp_path):
+    """make_redis(name, save=..., extra=...): a server with its own config lines; all are stopped at the end."""
+    servers = []
+
+    def make(name, **config):
+        servers.append(RedisServer(str(tmp_path / name), **config))
+        return servers[-1]
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def redis_saving(tmp_path):
+    server = RedisServer(str(tmp_path / "redis"), save="3600 1 300 100 60 10000")
     yield server
     server.stop()

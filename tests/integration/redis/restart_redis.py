@@ -1,9 +1,15 @@
-"""restart_command used by the tests: SHUTDOWN NOSAVE the test server (if it runs), then start it again
-from the same config file (same dir, port, password), as `systemctl restart redis-server` would.
+"""restart_command used by the tests: stop the test server (if it runs), then start it again from the same
+config file (same dir, port, password), as `systemctl restart redis-server` would.
 
-Usage: restart_redis.py CONFIG_FILE. The password is read from the 0600 config file, never from argv."""
+Usage: restart_redis.py CONFIG_FILE [STOP]. STOP is how the server is stopped:
+  nosave   SHUTDOWN NOSAVE (the default)
+  sigterm  SIGTERM to the pid in the pidfile, as systemd stops the service: Redis saves on it when it has save
+           points (or shutdown-on-sigterm save)
+  save     SHUTDOWN SAVE: a stop path that always saves, whatever the configuration says
+The password is read from the 0600 config file, never from argv."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,18 +40,34 @@ def listening(port):
         return False
 
 
-def main():
-    conf = sys.argv[1]
-    values = settings(conf)
-    port = int(values["port"])
+def shutdown(port, password, how):
     try:
-        client = RedisClient("127.0.0.1", port, password=values.get("requirepass"), timeout=5)
+        client = RedisClient("127.0.0.1", port, password=password, timeout=5)
         try:
-            client.execute("SHUTDOWN", "NOSAVE")
+            client.execute("SHUTDOWN", how)
         except Exception:  # the connection closes as the server exits
             pass
     except LifeboatError:
         pass  # not running
+
+
+def terminate(pidfile):
+    try:
+        with open(pidfile) as handle:
+            os.kill(int(handle.read().strip()), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass  # not running
+
+
+def main():
+    conf = sys.argv[1]
+    stop = sys.argv[2] if len(sys.argv) > 2 else "nosave"
+    values = settings(conf)
+    port = int(values["port"])
+    if stop == "sigterm":
+        terminate(values["pidfile"])
+    else:
+        shutdown(port, values.get("requirepass"), {"nosave": "NOSAVE", "save": "SAVE"}[stop])
     deadline = time.monotonic() + 20
     while listening(port) and time.monotonic() < deadline:
         time.sleep(0.05)

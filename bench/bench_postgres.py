@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from common import ENGINE_PATH, REPO, median_run, start_moto, table, timed
+from common import ENGINE_PATH, REPO, SKIPPED, median_run, peer_versions, require_peers, start_moto, table, timed
 
 FIXTURE = os.path.join(REPO, "tests", "integration", "postgres", "pgserver.py")
 
@@ -91,6 +91,12 @@ hooks:
 """
 
 
+PEER_LABELS = ("restic: pg_dump -Fc piped to restic backup --stdin -> S3",
+               "restic: createdb + restic dump piped to pg_restore <- S3",
+               "borgmatic (postgresql hook) -> local borg repo",
+               "borgmatic restore (pg_restore --clean into bench) <- local")
+
+
 def peer_runs(pg_bin, server, fixture, moto, tcp_env, workdir):
     """restic (pg_dump piped in, to the same S3) and borgmatic (its postgresql hook, local borg repository),
     backup and restore, as operators set them up for this job."""
@@ -100,12 +106,12 @@ def peer_runs(pg_bin, server, fixture, moto, tcp_env, workdir):
                AWS_DEFAULT_REGION="us-east-1")
     repo = "s3:%s/%s/restic" % (moto.url, bucket)
     subprocess.run(["restic", "-q", "-r", repo, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
-    runs.append(timed("restic: pg_dump -Fc piped to restic backup --stdin -> S3",
+    runs.append(timed(PEER_LABELS[0],
                       [os.path.join(pg_bin, "pg_dump"), "-Fc", "bench"], env=env,
                       pipe_to=["restic", "-q", "-r", repo, "backup", "--stdin", "--stdin-filename", "bench.pgdump"]))
     server.drop("restored")
     create = timed("createdb", [os.path.join(pg_bin, "createdb"), "restored"], env=tcp_env)
-    run = timed("restic: createdb + restic dump piped to pg_restore <- S3",
+    run = timed(PEER_LABELS[1],
                 ["restic", "-q", "-r", repo, "dump", "latest", "/bench.pgdump"], env=env,
                 pipe_to=[os.path.join(pg_bin, "pg_restore"), "--exit-on-error", "-d", "restored"])
     run.seconds += create.seconds
@@ -121,9 +127,9 @@ def peer_runs(pg_bin, server, fixture, moto, tcp_env, workdir):
     benv = dict(tcp_env, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes", BORG_BASE_DIR=borg_base)
     subprocess.run(["borg", "init", "--encryption=none", borg_repo], env=benv, check=True)
     quiet = ["--syslog-verbosity", "-1"]
-    runs.append(timed("borgmatic (postgresql hook) -> local borg repo", ["borgmatic", "-c", config] + quiet + ["create"],
+    runs.append(timed(PEER_LABELS[2], ["borgmatic", "-c", config] + quiet + ["create"],
                       env=benv))
-    runs.append(timed("borgmatic restore (pg_restore --clean into bench) <- local",
+    runs.append(timed(PEER_LABELS[3],
                       ["borgmatic", "-c", config] + quiet + ["restore", "--archive", "latest"], env=benv))
     shutil.rmtree(borg_repo, ignore_errors=True)
     shutil.rmtree(borg_base, ignore_errors=True)
@@ -136,7 +142,10 @@ def main():
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is shown (default 3)")
     parser.add_argument("--workdir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out",
                                                           "postgres"))
+    parser.add_argument("--no-peers", action="store_true",
+                        help="leave restic and borgmatic out (their rows then say so); by default they must be installed")
     args = parser.parse_args()
+    with_peers = require_peers(args.no_peers)  # before the database is built: a missing peer fails at once
     os.makedirs(args.workdir, exist_ok=True)
     fixture = load_fixture()
     pg_bin = fixture.PG_BIN
@@ -219,8 +228,7 @@ def main():
                 restores[slot].append(make())
         restores = [median_run(iter(runs).__next__, len(runs)) for runs in restores]
         os.remove(archive)
-        peers = peer_runs(pg_bin, server, fixture, moto, tcp_env, args.workdir) \
-            if all(shutil.which(t) for t in ("restic", "borg", "borgmatic")) else []
+        peers = peer_runs(pg_bin, server, fixture, moto, tcp_env, args.workdir) if with_peers else []
     finally:
         if moto:
             moto.stop()
@@ -228,11 +236,14 @@ def main():
 
     rows = [[r.label, "%.2f" % r.seconds, "%.0f" % r.tree_mib] for r in [recipe, lifeboat] + restores]
     rows += [[r.label, "%.2f" % r.seconds, "%.0f" % r.tree_mib] for r in peers]
+    if not with_peers:
+        rows += [[label, SKIPPED, ""] for label in PEER_LABELS]
     print("## PostgreSQL dump to S3 and restore, pgbench scale %d (%.2f GB database)\n" % (args.scale, db_size / 1e9))
     print("%s, %d cores, Python %s, PostgreSQL 15, S3 = moto on 127.0.0.1. lifeboat: pg_dump --compress=0 then zstd "
           "level 3, exact row counts in the dump's snapshot; recipe: pg_dump's built-in zlib. Seconds are the median "
-          "of %d runs (peer tools: one run); dumps and restores of each kind are interleaved.\n" % (
-              platform.platform(terse=True), os.cpu_count(), platform.python_version(), args.repeat))
+          "of %d runs (peer tools: one run); dumps and restores of each kind are interleaved. Peers: %s.\n" % (
+              platform.platform(terse=True), os.cpu_count(), platform.python_version(), args.repeat,
+              peer_versions() if with_peers else "left out (--no-peers)"))
     print(table(rows, ["run", "seconds", "peak RSS MiB (process tree)"]))
     print()
     print("- stored: lifeboat %.1f MB (raw archive %.1f MB), recipe %.1f MB"

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 
-from common import ENGINE_PATH, median_run, process_cpu, reset_moto, start_moto, table, timed
+from common import (ENGINE_PATH, SKIPPED, median_run, peer_versions, process_cpu, require_peers, reset_moto,
+                    start_moto, table, timed)
 
 BOTO = r"""
 import sys, boto3
@@ -100,9 +101,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="database size (default 1024)")
     parser.add_argument("--workdir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "sqlite"))
-    parser.add_argument("--no-peers", action="store_true", help="skip restic and borgmatic")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="leave restic and borgmatic out (their rows then say so); by default they must be installed")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is shown (default 3)")
     args = parser.parse_args()
+    peers = require_peers(args.no_peers)  # before the database is built: a missing peer fails at once
     work = args.workdir
     os.makedirs(work, exist_ok=True)
     db = os.path.join(work, "bench-%dmb.db" % args.size_mb)
@@ -113,7 +116,6 @@ def main():
               file=sys.stderr)
     size = os.path.getsize(db)
     copy, zst, restored = (os.path.join(work, n) for n in ("recipe-copy.db", "recipe-copy.db.zst", "restored.db"))
-    peers = not args.no_peers and all(shutil.which(t) for t in ("restic", "borg", "borgmatic"))
     moto = start_moto(work)
     rows_backup, rows_restore, stored = [], [], {}
     try:
@@ -234,14 +236,19 @@ def main():
             rows_restore.append(["borgmatic extract <- local borg repo", "%.2f" % borg_restore.seconds,
                                  "%.0f" % borg_restore.peak_mib])
             fresh(borg_repo, borg_base, snapshot_dir, extract_dir)
+        else:
+            rows_backup += [["restic -> S3 (.backup then restic backup)", SKIPPED, "", ""],
+                            ["borgmatic (before_backup: sqlite3 .backup) -> local borg repo", SKIPPED, "", ""]]
+            rows_restore += [["restic restore <- S3", SKIPPED, ""], ["borgmatic extract <- local borg repo", SKIPPED, ""]]
     finally:
         moto.stop()
 
     print("## SQLite, %.2f GB database\n" % (size / 1e9))
     print("%s, %d cores, Python %s. zstd level 3 everywhere; S3 is moto on 127.0.0.1 (its own CPU cost is part "
           "of every S3 figure). Seconds are the median of %d runs (peer tools: one run). Peak RSS is the whole "
-          "process tree (the tool and its children), sampled from /proc.\n" % (
-              platform.platform(terse=True), os.cpu_count(), platform.python_version(), args.repeat))
+          "process tree (the tool and its children), sampled from /proc. Peers: %s.\n" % (
+              platform.platform(terse=True), os.cpu_count(), platform.python_version(), args.repeat,
+              peer_versions() if peers else "left out (--no-peers)"))
     print("### Backup\n")
     print(table(rows_backup, ["run", "seconds", "peak RSS MiB", "stored MB"]))
     print("\n### Restore\n")

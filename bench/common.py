@@ -1,6 +1,7 @@
 """Shared helpers for the benchmarks: a moto S3 endpoint, timed child processes with peak RSS."""
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -112,6 +113,35 @@ def table(rows, headers):
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+PEER_TOOLS = {"restic": "restic", "borg": "borgbackup", "borgmatic": "borgmatic"}  # command: Debian package
+SKIPPED = "skipped (--no-peers)"
+
+
+def require_peers(no_peers):
+    """True when the peers run. They always do unless --no-peers was given; a missing tool is an error, never a
+    silently shorter table."""
+    if no_peers:
+        return False
+    missing = [tool for tool in PEER_TOOLS if not shutil.which(tool)]
+    if missing:
+        raise SystemExit("the benchmark compares lifeboat with restic, borg and borgmatic, but %s %s not installed: "
+                         "run `bash .ci/install --bench` (Debian packages %s), or pass --no-peers to leave them out "
+                         "(the table then says so)" % (", ".join(missing), "is" if len(missing) == 1 else "are",
+                                                       " ".join(PEER_TOOLS[tool] for tool in missing)))
+    return True
+
+
+def peer_versions():
+    """`restic 0.14.0, borg 1.2.4, borgmatic 1.7.7`: the peers' versions, for the figures' heading."""
+    versions = []
+    for tool in PEER_TOOLS:
+        out = subprocess.run([tool, "version" if tool == "restic" else "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             check=False).stdout.split()
+        number = next((word for word in out if word[:1].isdigit()), "?")
+        versions.append("%s %s" % (tool, number))
+    return ", ".join(versions)
 
 
 def start_moto(workdir):

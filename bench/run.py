@@ -1,10 +1,13 @@
 """Runs the benchmark suite and writes docs/performance.md.
 
     python3 bench/run.py                      # about 1 GB each: SQLite and PostgreSQL (pgbench scale 70)
-    python3 bench/run.py --sqlite-mb 100 --pg-scale 5 --output -     # a quick check, printed only
+    python3 bench/run.py --sqlite-mb 100 --pg-scale 5 --repeat 1 --output -     # a quick check, printed only
 
 Each benchmark prints a markdown section; this puts them together with the date and the machine.
-Run it on a quiet machine: every figure is wall time.
+Run it on a quiet machine: every figure is wall time. First it installs what it needs, peers included
+(`bash .ci/install --bench`: restic, borgbackup and borgmatic from Debian; LIFEBOAT_SKIP_INSTALL=1 skips that).
+The peers restic and borgmatic run in the same run, always: a missing one is an error. --no-peers leaves them
+out, and their rows then say "skipped (--no-peers)".
 """
 
 import argparse
@@ -13,6 +16,8 @@ import os
 import platform
 import subprocess
 import sys
+
+from common import require_peers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOC = os.path.join(os.path.dirname(HERE), "docs", "performance.md")
@@ -23,7 +28,10 @@ INTRO = """# Performance
 Measured by `python3 bench/run.py` on %(date)s: %(machine)s, %(cores)d cores, Python %(python)s.
 S3 is moto on 127.0.0.1, a Python server sharing the same cores, so every S3 figure includes its CPU
 cost; against real S3 or MinIO the upload stage is network-bound instead. Peak memory is the whole
-process tree (tool plus children), sampled from /proc every 50 ms.
+process tree (tool plus children), sampled from /proc every 50 ms. The peers restic (to the same S3) and
+borgmatic (a local borg repository) run in the same run, once each; `python3 bench/run.py` installs them
+(`bash .ci/install --bench`) and fails if they are missing, and only `--no-peers` leaves them out, which their
+rows then say.
 
 """
 
@@ -48,13 +56,17 @@ def main():
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure, median shown (default 5: single "
                                                               "runs on a shared 2-core machine vary by 10-30%%)")
     parser.add_argument("--output", default=DOC, help="file to write, or - for stdout only")
+    parser.add_argument("--no-peers", action="store_true", help="leave restic and borgmatic out (the rows say so)")
     args = parser.parse_args()
+    if os.environ.get("LIFEBOAT_SKIP_INSTALL") != "1":
+        subprocess.run(["bash", os.path.join(os.path.dirname(HERE), ".ci", "install"), "--bench"], check=True)
+    require_peers(args.no_peers)  # fails here, before an hour of figures, when a peer is missing
     previous = ""
     if args.output != "-" and os.path.exists(args.output):
         with open(args.output) as handle:
             previous = handle.read()
     sections = []
-    repeat = ["--repeat", str(args.repeat)]
+    repeat = ["--repeat", str(args.repeat)] + (["--no-peers"] if args.no_peers else [])
     runs = [("sqlite", ["bench_sqlite.py", "--size-mb", str(args.sqlite_mb)] + repeat),
             ("postgres", ["bench_postgres.py", "--scale", str(args.pg_scale)] + repeat)]
     for name, argv in runs:

@@ -16,8 +16,11 @@ description:
     then streams the RDB file through compression (and optional age encryption) to every repository, manifest last.
   - The RDB file is found through C(CONFIG GET dir) and C(CONFIG GET dbfilename), or given as I(rdb_path). It must be
     readable on the host the task runs on, so run the task on the Redis host.
-  - The manifest records the key count of every database (C(INFO keyspace)) at the time of the save;
-    M(lifeboat.backup.redis_restore) checks the restored server against it.
+  - The manifest records the key count of every database (C(INFO keyspace)) right after the save, and in the same
+    C(INFO) reply the changes Redis counted since the snapshot was taken (C(rdb_changes_since_last_save)) plus the
+    keys that expired or were evicted meanwhile, as C(keys_tolerance), that is how far the snapshot's counts can lie from
+    the recorded ones when applications write during the backup. M(lifeboat.backup.redis_restore) checks the
+    restored server against both.
   - With I(verify=true) the snapshot is checked with C(redis-check-rdb) when it is installed (Debian package C(redis-tools), which
     C(redis-server) depends on); a file that fails is not stored.
   - In check mode it connects, authenticates and locates the RDB file, and returns where the set would be written.
@@ -106,8 +109,8 @@ backup:
     manifest:
       description: The manifest document; C(verification) holds the key counts per database.
       type: dict
-      sample: {"kind": "redis", "verification": {"keys": {"db0": 100000}, "expires": {"db0": 0}, "keys_stable": true,
-               "rdb_version": "0010", "rdb_bytes": 1477904, "rdb_check": "ok"}}
+      sample: {"kind": "redis", "verification": {"keys": {"db0": 100000}, "expires": {"db0": 0}, "keys_tolerance": 0,
+               "keys_stable": true, "rdb_version": "0010", "rdb_bytes": 1477904, "rdb_check": "ok"}}
 plan:
   description: In check mode, what would be written.
   returned: check mode

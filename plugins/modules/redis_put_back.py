@@ -14,8 +14,9 @@ description:
   - M(lifeboat.backup.redis_restore) keeps the RDB file it replaced as C(<rdb>.lifeboat-prev-<time>) and returns that
     path as C(previous). When the restored data turns out wrong after the restore (the application fails its health
     check, say), this module moves that file back over the restored one and restarts Redis on it.
-  - When the server runs, its save points are switched off first (C(CONFIG SET save "")), so the restart's shutdown
-    cannot save the rejected data over the file put back; the server's configuration brings them back at start.
+  - When the server runs, its save points are switched off first (C(CONFIG SET save ""), and a C(save) flag of
+    C(shutdown-on-sigterm)/C(shutdown-on-sigint) becomes C(nosave)), so the restart's shutdown cannot save the
+    rejected data over the file put back; the server's configuration brings them back at start.
     Writes made since the restore are lost, as with any rollback, so stop the applications first.
   - The server must load the RDB the file belongs to (C(CONFIG GET dir) and C(dbfilename)); otherwise nothing changes.
     When Redis is stopped, the file is put back and I(restart_command) starts it.

@@ -15,12 +15,17 @@ description:
     file while checking its sha256 against the manifest, and checks the copy (RDB header, and C(redis-check-rdb) when
     installed) before anything live is touched.
   - When the server runs, the live data is saved first (C(BGSAVE)) so the copy kept aside is current, save points are
-    switched off (C(CONFIG SET save "")) so the restart cannot write the live data over the restored file, the RDB is
-    swapped in atomically (the previous one kept as C(<rdb>.lifeboat-prev-<time>)), and I(restart_command) restarts
-    the server.
-  - After the restart the key count of every database must match the manifest (keys with a TTL may have expired).
-    Otherwise, or when the server does not come back within I(start_timeout), the previous RDB is put back and the server
-    restarted on it.
+    switched off (C(CONFIG SET save ""), and a C(save) flag of C(shutdown-on-sigterm)/C(shutdown-on-sigint) becomes
+    C(nosave)) so the restart, SIGTERM from systemd included, cannot write the live data over the restored file, the
+    RDB is swapped in atomically (the previous one kept as C(<rdb>.lifeboat-prev-<time>)), and I(restart_command)
+    restarts the server.
+  - The RDB path comes from the running server (C(CONFIG GET dir) and C(dbfilename)) or I(rdb_path), never from the
+    set; nothing of the set is run (no C(EVAL), no C(redis-cli)); the file is placed and Redis loads it.
+  - After the restart the key count of every database must lie within what the manifest recorded, the writes Redis
+    counted during the backup (C(keys_tolerance)) included; keys with a TTL may have expired. A server left empty
+    while the set had keys without a TTL always fails. So does a restart whose stop path saved the running data over
+    the placed file before the new server loaded it. In each case, and when the server does not come back within
+    I(start_timeout), the previous RDB is put back, the server restarted on it, and the task fails saying so.
   - Fails without changing anything when the server has C(appendonly yes) (Redis would load the AOF and ignore the RDB)
     or is a replica.
   - Stop the applications that write to Redis first; writes after the pre-restore save are lost.

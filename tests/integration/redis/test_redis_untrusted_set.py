@@ -4,6 +4,7 @@ shutdown (issue 16, item 4). Real redis-server with save points, restarted by SI
 import glob
 import json
 import os
+import tempfile
 import threading
 
 import pytest
@@ -101,7 +102,7 @@ def writer(server, stop, counter):
         index = 0
         while not stop.is_set():
             commands = []
-            for _ in range(50):
+            for _pair in range(50):
                 commands.append(("SET", "w%d" % index, "x"))
                 commands.append(("DEL", "k%d" % (index % 20000)))
                 index += 1
@@ -117,8 +118,8 @@ def test_backup_under_live_writes_restores_through_a_saving_sigterm(ansible, red
     try:
         while counter[0] < 2000:  # the writer is going
             stop.wait(0.01)
-        out = ansible.module("lifeboat.backup.redis_backup", dict(redis_saving.options(), job="cache",
-                                                                   dest=str(tmp_path / "repo")))
+        out = ansible.module("lifeboat.backup.redis_backup",
+                             dict(redis_saving.options(), job="cache", dest=str(tmp_path / "repo")))
     finally:
         stop.set()
         thread.join()
@@ -170,3 +171,16 @@ def test_restart_that_saves_over_the_restored_file_fails_and_puts_back(ansible, 
     assert "SHUTDOWN NOSAVE" in out["msg"]
     assert state(redis_saving) == (50, None, b"live")
     assert leftovers(redis_saving) == []
+
+
+def test_check_mode_leaves_nothing_in_the_temp_directory(redis_server, tmp_path, monkeypatch):
+    fill(redis_server, 10, "old")
+    backup(redis_server, tmp_path / "repo")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = redis_engine.restore_redis(Repository.from_options(dest=str(tmp_path / "repo")), "cache",
+                                        redis_engine.connection_from_options(redis_server.options()),
+                                        restart_command=redis_server.restart_command, check_mode=True)
+    assert result["verification"]["sha256"] == "ok"
+    assert os.listdir(str(scratch)) == [] and leftovers(redis_server) == []

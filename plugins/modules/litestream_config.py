@@ -16,13 +16,21 @@ description:
   - Validates the structure (absolute paths, one replica per database, Go durations greater than zero) and,
     when the C(litestream) binary is installed, runs C(litestream databases -config) against a private
     temporary copy before the real file is touched.
-  - The file is rewritten (atomically) only when the rendered content differs; owner, group and
-    mode are corrected in place otherwise. Supports check mode and diff mode.
+  - The file is replaced (atomically, through Ansible's C(atomic_move)) only when the rendered content differs;
+    owner, group, mode, SELinux context and file attributes are then set as M(ansible.builtin.copy) sets them,
+    and reported as a change (with C(--diff), as the before and after of each attribute). Supports check mode
+    and diff mode.
   - Credentials are never written to the YAML. With I(access_key) and I(secret_key) the module writes
-    I(env_file) (mode 0600) with C(LITESTREAM_ACCESS_KEY_ID) and C(LITESTREAM_SECRET_ACCESS_KEY), for the
-    service's C(EnvironmentFile=). Without them Litestream uses the default AWS chain (instance role).
+    I(env_file) with C(LITESTREAM_ACCESS_KEY_ID) and C(LITESTREAM_SECRET_ACCESS_KEY), for the service's
+    C(EnvironmentFile=). Without them Litestream uses the default AWS chain (instance role).
+  - I(env_file) is always mode C(0600), never anything wider, not even while it is created; the file options
+    (I(owner), I(group), I(mode), SELinux options, I(attributes)) apply to I(path) only. A new I(env_file) belongs
+    to the connecting user (systemd reads C(EnvironmentFile=) as root); an existing one keeps its owner, group
+    and SELinux context, and a wider mode is corrected to C(0600).
 author:
   - lifeboat.backup contributors (@lifeboat-backup)
+extends_documentation_fragment:
+  - ansible.builtin.files
 options:
   path:
     description: The configuration file to write. Its directory must exist.
@@ -125,19 +133,23 @@ options:
     type: str
     choices: [DEBUG, INFO, WARN, ERROR]
   owner:
-    description: Owner of the configuration file (default the connecting user).
+    description:
+      - Owner of the configuration file, as in M(ansible.builtin.copy) (default the connecting user for a new
+        file; an existing file keeps its owner).
     type: str
   group:
     description: Group of the configuration file; give the service's group so it can read a 0640 file.
     type: str
   mode:
-    description: Mode of the configuration file (octal string). It holds no secrets, but it names buckets and paths.
-    type: str
+    description:
+      - Mode of the configuration file, as in M(ansible.builtin.copy): an octal string such as C('0640') or a
+        symbolic mode such as C(u=rw,g=r,o=). It holds no secrets, but it names buckets and paths.
+    type: raw
     default: '0640'
   env_file:
     description:
-      - Environment file for the credentials, written with mode 0600 (owner root or the connecting user), only
-        when I(access_key) and I(secret_key) are given. Required when they are.
+      - Environment file for the credentials, written with mode 0600 only when I(access_key) and I(secret_key)
+        are given. Required when they are. Its directory must exist.
     type: path
   access_key:
     description: S3 access key id, written to I(env_file) as C(LITESTREAM_ACCESS_KEY_ID).
@@ -167,7 +179,9 @@ attributes:
     description: Reports whether the files would change (and the diff) without writing.
   diff_mode:
     support: full
-    description: Shows the configuration before and after. The environment file is never shown.
+    description:
+      - Shows the configuration before and after, and the owner, group and mode of either file before and after
+        when they change. The content of the environment file is never shown.
   platform:
     support: full
     platforms: posix
@@ -231,8 +245,13 @@ config_changed:
   description: Whether the configuration file content changed (or would change in check mode).
   returned: success
   type: bool
+attributes_changed:
+  description: Whether owner, group, mode, SELinux context or attributes of the configuration file changed
+    (or would change in check mode).
+  returned: success
+  type: bool
 env_file_changed:
-  description: Whether the environment file changed (or would change in check mode).
+  description: Whether the environment file's content or mode changed (or would change in check mode).
   returned: success
   type: bool
 validated_with:
@@ -241,6 +260,9 @@ validated_with:
   type: str
   sample: litestream
 """
+
+import os
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine import litestream as engine
@@ -285,9 +307,7 @@ def argument_spec():
         validation_interval=dict(type="str"),
         addr=dict(type="str"),
         log_level=dict(type="str", choices=["DEBUG", "INFO", "WARN", "ERROR"]),
-        owner=dict(type="str"),
-        group=dict(type="str"),
-        mode=dict(type="str", default="0640"),
+        mode=dict(type="raw", default="0640"),  # owner, group, SELinux and attributes: add_file_common_args
         env_file=dict(type="path"),
         access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id"]),
         secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key"]),
@@ -297,8 +317,31 @@ def argument_spec():
     )
 
 
+def write_file(module, path, text, secret=False):
+    """Replace `path` with `text` through a temporary file and Ansible's atomic_move (which keeps an existing
+    file's owner, group, mode and SELinux context). A secret file is never wider than 0600: its temporary file
+    is 0600 and a new one is created under umask 077."""
+    handle, temp = tempfile.mkstemp(prefix="litestream-", dir=module.tmpdir)  # 0600, in a private directory
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    umask = os.umask(0o077) if secret else None
+    try:
+        module.atomic_move(temp, path, unsafe_writes=module.params["unsafe_writes"])
+    finally:
+        if umask is not None:
+            os.umask(umask)
+
+
+def require_directory(path):
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise ConfigError("directory %s does not exist; create it first (the litestream role does)" % directory)
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, add_file_common_args=True)
     params = module.params
 
     def run(argv, env):
@@ -307,7 +350,8 @@ def main():
     def action():
         document, text = engine.render(params)
         env_text = engine.render_env(params["access_key"], params["secret_key"], params["session_token"])
-        if env_text is not None and not params["env_file"]:
+        env_file = params["env_file"]
+        if env_text is not None and not env_file:
             raise ConfigError("access_key/secret_key are given but env_file is not: set env_file (for example "
                               "/etc/litestream/litestream.env); credentials are never written to %s" % params["path"])
         validated_with = "structure"
@@ -317,32 +361,49 @@ def main():
                 engine.validate_with_binary(binary, text, run)
                 validated_with = "litestream"
         path = params["path"]
-        owner, group, mode = params["owner"], params["group"], params["mode"]
-        engine.parse_mode(mode)
+        diffs = []
         before = engine.read_text(path)
-        config_state = engine.file_state(path, text, owner, group, mode)
-        env_state = "same"
+        config_changed = before != text
+        if config_changed:
+            require_directory(path)
+            diffs.append(dict(before=before or "", after=text, before_header=path, after_header=path))
+            if not module.check_mode:
+                write_file(module, path, text)
+        # owner, group, mode, SELinux context and attributes as ansible.builtin.copy sets them (in check mode
+        # only reported; a file that does not exist yet has nothing to compare)
+        attributes_changed = False
+        if os.path.exists(path):
+            attributes_diff = dict(before=dict(path=path), after=dict(path=path))
+            file_args = module.load_file_common_arguments(params)
+            attributes_changed = module.set_fs_attributes_if_different(file_args, False, attributes_diff)
+            if attributes_changed:
+                diffs.append(attributes_diff)
+        env_file_changed = False
         if env_text is not None:
-            env_state = engine.file_state(params["env_file"], env_text, None, None, "0600")
-        if not module.check_mode:
-            if config_state in ("absent", "content"):
-                engine.write_atomic(path, text, owner, group, mode)
-            elif config_state == "attributes":
-                engine.set_attributes(path, owner, group, mode)
-            if env_state in ("absent", "content"):
-                engine.write_atomic(params["env_file"], env_text, None, None, "0600")
-            elif env_state == "attributes":
-                engine.set_attributes(params["env_file"], None, None, "0600")
+            # an existing env file is narrowed to 0600 first: its old content is a secret too, and the new one
+            # takes over its mode
+            if os.path.exists(env_file):
+                env_diff = dict(before=dict(path=env_file), after=dict(path=env_file))
+                if module.set_mode_if_different(env_file, "0600", False, env_diff):
+                    env_file_changed = True
+                    diffs.append(env_diff)
+            if engine.read_text(env_file) != env_text:
+                env_file_changed = True
+                require_directory(env_file)
+                diffs.append(dict(prepared="%s: content changed (not shown: it holds credentials)" % env_file))
+                if not module.check_mode:
+                    write_file(module, env_file, env_text, secret=True)
         result = dict(
-            changed=config_state != "same" or env_state != "same",
+            changed=config_changed or attributes_changed or env_file_changed,
             path=path,
             config=document,
-            config_changed=config_state in ("absent", "content"),
-            env_file_changed=env_state != "same",
+            config_changed=config_changed,
+            attributes_changed=attributes_changed,
+            env_file_changed=env_file_changed,
             validated_with=validated_with,
         )
-        if module._diff and config_state in ("absent", "content"):
-            result["diff"] = dict(before=before or "", after=text, before_header=path, after_header=path)
+        if module._diff and diffs:
+            result["diff"] = diffs
         return result
 
     run_module(module, action)

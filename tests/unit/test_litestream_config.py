@@ -1,8 +1,6 @@
 """Pure logic of the litestream_config module: document building, validation, rendering, env file."""
 
-import os
 import shutil
-import stat
 import subprocess
 
 import pytest
@@ -106,17 +104,16 @@ def test_env_file_text():
         litestream.render_env("AKIA", "a\nb")
 
 
-def test_write_atomic_and_states(tmp_path):
-    target = str(tmp_path / "litestream.yml")
-    assert litestream.file_state(target, "a\n") == "absent"
-    litestream.write_atomic(target, "a\n", mode="0640")
-    assert stat.S_IMODE(os.stat(target).st_mode) == 0o640
-    assert litestream.file_state(target, "a\n", mode="0640") == "same"
-    assert litestream.file_state(target, "a\n", mode="0600") == "attributes"
-    assert litestream.file_state(target, "b\n", mode="0640") == "content"
-    assert os.listdir(str(tmp_path)) == ["litestream.yml"]  # no temp files left
-    with pytest.raises(ConfigError):
-        litestream.write_atomic(str(tmp_path / "missing" / "x.yml"), "a")
+def test_read_text(tmp_path):
+    target = tmp_path / "litestream.yml"
+    assert litestream.read_text(str(target)) is None
+    target.write_text("a\n")
+    assert litestream.read_text(str(target)) == "a\n"
+    target.write_bytes(b"\xff\xfe")
+    assert litestream.read_text(str(target)) == ""  # not text: it differs from any rendering and is replaced
+    with pytest.raises(ConfigError) as err:
+        litestream.read_text(str(tmp_path))
+    assert "is a directory" in err.value.msg
 
 
 def _run(argv, env):

@@ -1,6 +1,6 @@
 """Litestream 0.5.x configuration: build the document from structured options, validate it, render it
-as YAML (no YAML library needed on the host), render the credentials environment file, and write files
-atomically with owner/group/mode.
+as YAML (no YAML library needed on the host) and render the credentials environment file. Writing the files
+(atomic replacement, owner, group, mode, SELinux context) is the module's, through AnsibleModule.
 
 Litestream 0.5 reads its YAML with a non-strict parser: a misspelt or obsolete key (0.3's per-replica
 `retention`, `snapshot-interval`, `retention-check-interval`) is silently ignored. Building the file from
@@ -22,7 +22,6 @@ import re
 import tempfile
 
 from .errors import ConfigError, ToolError
-from .files import apply_attributes, fsync_dir, parse_mode, resolve_ids
 
 HEADER = "# Managed by Ansible (lifeboat.backup.litestream_config): local edits are overwritten.\n"
 
@@ -263,52 +262,6 @@ def read_text(path):
         return ""  # not text: it will be replaced
     except IsADirectoryError:
         raise ConfigError("%s is a directory; give the path of the file to write" % path)
-
-
-def attributes_differ(path, owner=None, group=None, mode=None):
-    """True when the existing file's owner/group/mode differ from the wanted ones (unset = don't care)."""
-    stat = os.stat(path)
-    uid, gid = resolve_ids(owner, group)
-    wanted_mode = parse_mode(mode)
-    return ((uid != -1 and stat.st_uid != uid) or (gid != -1 and stat.st_gid != gid)
-            or (wanted_mode is not None and (stat.st_mode & 0o7777) != wanted_mode))
-
-
-def file_state(path, text, owner=None, group=None, mode=None):
-    """'absent', 'content' (differs), 'attributes' (same content, other owner/mode) or 'same'."""
-    current = read_text(path)
-    if current is None:
-        return "absent"
-    if current != text:
-        return "content"
-    if attributes_differ(path, owner, group, mode):
-        return "attributes"
-    return "same"
-
-
-def write_atomic(path, text, owner=None, group=None, mode="0600"):
-    """Write `text` to a private temp file beside `path`, set owner/group/mode, fsync, rename over `path`.
-    Readers see the old file or the new one, never a partial one; the file is never world-readable on the way."""
-    directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        raise ConfigError("directory %s does not exist; create it first (the litestream role does)" % directory)
-    handle, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        apply_attributes(temp, owner=owner, group=group, mode=mode)
-        os.replace(temp, path)
-        fsync_dir(directory)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
-def set_attributes(path, owner=None, group=None, mode=None):
-    apply_attributes(path, owner=owner, group=group, mode=mode)
 
 
 # --- Validation with the real binary.

@@ -2,7 +2,9 @@
 replicate, restore, point-in-time restore, and the commit-to-replica lag."""
 
 import datetime
+import grp
 import os
+import pwd
 import sqlite3
 import statistics
 import stat
@@ -130,6 +132,76 @@ def test_config_module_idempotent_check_diff_and_secrets(ansible, moto, bucket, 
     out = ansible.module(MODULE, dict(args, env_file=None))
     assert out["failed"] and "env_file" in out["msg"], out
     assert open(config).read() == text
+
+
+def test_config_module_file_attributes_as_copy(ansible, moto, bucket, tmp_path):
+    """owner, group and mode behave as in ansible.builtin.copy (changed, check mode, --diff, idempotence);
+    the env file stays 0600 whatever the file options say."""
+    (tmp_path / "etc").mkdir()
+    args = config_args(tmp_path, moto, bucket, tmp_path / "app.db", owner="nobody", group="nogroup", mode="0640",
+                       validate=False, secret_key=SECRET)
+    config, env_file = args["path"], args["env_file"]
+    nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+
+    def state(path):
+        st = os.stat(path)
+        return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+
+    out = ansible.module(MODULE, args)
+    assert not out.get("failed"), out
+    assert out["changed"] and out["config_changed"] and out["env_file_changed"]
+    assert state(config) == (nobody, nogroup, 0o640)
+    assert state(env_file) == (os.geteuid(), os.getegid(), 0o600)  # the file options are the config file's only
+    text, env_text = open(config).read(), open(env_file).read()
+
+    out = ansible.module(MODULE, args)
+    assert out["changed"] is False and out["attributes_changed"] is False, out
+    # a symbolic mode that means the same is no change either, as in ansible.builtin.copy
+    out = ansible.module(MODULE, dict(args, mode="u=rw,g=r,o="))
+    assert out["changed"] is False, out
+
+    # owner, group and mode drift: check mode reports it with a diff and changes nothing
+    os.chown(config, 0, 0)
+    os.chmod(config, 0o644)
+    os.chmod(env_file, 0o644)
+    proc = ansible.playbook(_diff_play(tmp_path, args), check=True, extra_args=["--diff"])
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout
+    for line in ('-    "mode": "0644"', '+    "mode": "0640"', '-    "owner": 0', '+    "owner": %d' % nobody,
+                 '-    "group": 0', '+    "group": %d' % nogroup, '+    "mode": "0600"'):
+        assert line in proc.stdout, (line, proc.stdout)
+    assert SECRET not in proc.stdout
+    assert state(config) == (0, 0, 0o644) and state(env_file)[2] == 0o644
+    out = ansible.module(MODULE, args, check=True)
+    assert out["changed"] and out["attributes_changed"] and not out["config_changed"] and out["env_file_changed"]
+    assert state(config) == (0, 0, 0o644)
+
+    # the real run corrects them in place: content untouched, reported as changed
+    inode = os.stat(config).st_ino
+    out = ansible.module(MODULE, args)
+    assert out["changed"] and out["attributes_changed"] and not out["config_changed"] and out["env_file_changed"]
+    assert state(config) == (nobody, nogroup, 0o640) and state(env_file)[2] == 0o600
+    assert os.stat(config).st_ino == inode and open(config).read() == text and open(env_file).read() == env_text
+    out = ansible.module(MODULE, args)
+    assert out["changed"] is False, out
+
+    # new credentials: --diff says the env file changes, never what is in it
+    proc = ansible.playbook(_diff_play(tmp_path, dict(args, secret_key=SECRET + "-new")), check=True,
+                            extra_args=["--diff"])
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout
+    assert "%s: content changed (not shown" % env_file in proc.stdout and SECRET not in proc.stdout, proc.stdout
+    assert open(env_file).read() == env_text
+
+    # a content change replaces the file and keeps the wanted attributes; a new env file is created 0600
+    os.remove(env_file)
+    out = ansible.module(MODULE, dict(args, retention="720h"))
+    assert out["changed"] and out["config_changed"] and out["env_file_changed"]
+    assert state(config) == (nobody, nogroup, 0o640) and state(env_file)[2] == 0o600
+    assert 'retention: "720h"' in open(config).read() and open(env_file).read() == env_text
+    assert sorted(os.listdir(str(tmp_path / "etc"))) == ["litestream.env", "litestream.yml"]  # no temp files left
+
+    # an unknown owner fails with a reason
+    out = ansible.module(MODULE, dict(args, owner="no-such-user-lifeboat"))
+    assert out["failed"] and "no-such-user-lifeboat" in out["msg"], out
 
 
 def _diff_play(tmp_path, args):

@@ -70,9 +70,9 @@ sets:
       sample: 20261122T031500Z-3f9a0c
     status:
       description:
-        - C(complete), C(incomplete) (no manifest yet: a failed or running backup) or C(invalid) (damaged: the manifest
-          exists but is not valid JSON, has a field of the wrong type or range, names a data object outside the set
-          layout, or describes another set). Each invalid set is also named in a warning.
+        - C(complete), C(incomplete) (no manifest yet, from a failed or running backup) or C(invalid) (damaged, that is
+          the manifest exists but is not valid JSON, has a field of the wrong type or range, names a data object outside
+          the set layout, or describes another set). Each invalid set is also named in a warning.
       type: str
       sample: complete
     error:

@@ -475,6 +475,7 @@ def _describe_repository(job):
 SKIP_DAMAGED_HELP = ("with latest/--before, pass over damaged sets that may be newer (each is named in a warning) "
                      "instead of failing")
 
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config-dir", default=argparse.SUPPRESS, metavar="DIR",

@@ -95,6 +95,32 @@ def test_drill_fails_when_rpo_is_missed_and_report_renders(ansible, tmp_path, pl
     shutil.copy(png, os.environ.get("LIFEBOAT_DRILL_SCREENSHOT", str(tmp_path / "report-copy.png")))
 
 
+def test_drill_reports_a_jobs_own_objective_as_its_own(ansible, tmp_path, playbooks):
+    repo, sets = make_sets(tmp_path)
+    # app-db (critical tier: RPO 15 min) sets its own RPO of 0 s: the fresh set misses it, and the report
+    # names that objective, not the tier's.
+    proc, report, html, audit = run_drill(ansible, playbooks, tmp_path, repo, lifeboat_drill_jobs=[
+        {"job": "app-db", "kind": "sqlite", "tier": "critical", "rpo": "0s"}, {"job": "uploads", "kind": "directory"}])
+    assert proc.returncode != 0, proc.stdout
+    db = {job["job"]: job for job in report["jobs"]}["app-db"]
+    assert db["status"] == "missed" and not db["rpo_ok"] and db["rto_ok"]
+    assert db["rpo_objective_seconds"] == 0 and db["rpo_objective_source"] == "job"
+    assert db["rto_objective_seconds"] == 3600 and db["rto_objective_source"] == "tier"
+    assert len(db["problems"]) == 1 and "exceeds the job's own objective of 0.0 s" in db["problems"][0], db["problems"]
+    assert "critical objective" not in proc.stdout
+    page = open(html).read()
+    assert "(job&#39;s own)" in page or "(job's own)" in page
+
+
+def test_drill_refuses_a_job_objective_it_cannot_read(ansible, tmp_path, playbooks):
+    repo, _sets = make_sets(tmp_path)
+    proc = ansible.playbook(os.path.join(playbooks, "dr_drill.yml"), {
+        "lifeboat_repository": {"dest": str(repo)}, "lifeboat_state_dir": str(tmp_path / "state"),
+        "lifeboat_drill_jobs": [{"job": "app-db", "kind": "sqlite", "rpo": "5 minutes"}]})
+    assert proc.returncode != 0 and "objectives are seconds or a number with s, m, h or d" in proc.stdout, proc.stdout
+    assert not (tmp_path / "state" / "drills").exists()
+
+
 def screenshot(html, png):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is not installed: apt-get install -y chromium"

@@ -70,6 +70,10 @@ options:
       - Above 1 the head of the archive (its table of contents) is staged in I(tmp_dir).
       - Each session is one connection (I(jobs) + 1 while the indexes are built, with the row-count check), so
         the server's C(max_connections) and the role's C(CONNECTION LIMIT) must leave room for them.
+      - Above 1 the rows go through C(psql) sessions, which run in restricted mode (C(\restrict)), so this needs
+        psql 15.14, 16.10, 17.6 or later (13.22, 14.19); an older one is refused. Only lines of the shapes
+        C(pg_restore) writes reach them; a set whose script holds anything else fails (I(jobs=1) uses C(pg_restore)
+        alone).
     type: int
     default: 1
   tmp_dir:
@@ -91,6 +95,11 @@ options:
     description:
       - Apply the set's globals (roles, tablespaces) before the restore. Only for sets made with C(globals=true).
         Roles that already exist are kept (their attributes are updated). Needs a superuser.
+      - The globals are checked before anything is applied, against the sha256 the manifest records for them
+        (older sets are verified whole first), and must hold only the statements C(pg_dumpall --globals-only)
+        writes, with no psql meta-command; they then run under psql's C(\restrict), which needs psql 15.14, 16.10,
+        17.6 or later (13.22, 14.19). A set's globals can still create roles with any attributes, so restore them
+        only from sets you trust with that.
     type: bool
     default: false
   verify:

@@ -3,13 +3,14 @@ processes that record what they were sent; the real thing runs in tests/integrat
 
 import os
 import random
+import re
 import sys
 
 import pytest
 
 from engine import postgres_load
 from engine.errors import RestoreError
-from engine.postgres_load import ROW_END_THEN_END_OF_DATA, ParallelCopyLoad, find_end_of_rows
+from engine.postgres_load import LINE_THEN_END_MARK, ParallelCopyLoad, find_end_of_rows
 
 # A stand-in for psql: records its stdin in <dir>/<pid>; "FAIL-NOW" in the input makes it fail at once,
 # like psql with ON_ERROR_STOP on a bad row.
@@ -101,11 +102,14 @@ def test_rows_are_dealt_at_row_boundaries_and_statements_stay_in_order(tmp_path,
     if jobs > 1:
         assert all(blocks(text, BIG) for text in sessions)  # the big table really loaded in every session
     first = [text for text in sessions if b"setval" in text]
-    assert len(first) == 1 and b"\\unrestrict k3y" in first[0] and b"-- Data for Name: big" in first[0]
-    assert first[0].index(b"setval") < first[0].index(b"\\unrestrict")
+    assert len(first) == 1 and first[0].index(BIG) < first[0].index(b"setval")
+    keys = set()
     for text in sessions:
-        # every session reads rows with the dump's settings, under psql's \restrict
-        assert text.startswith(b"\\restrict k3y\n") or text.startswith(b"--")
+        # every session reads rows with the dump's settings, under psql's \restrict with a key of ours: the
+        # script's own \restrict / \unrestrict lines and its comments never reach psql
+        assert re.match(rb"\\restrict [0-9a-f]{48}\n", text), text[:80]
+        keys.add(text.split(b"\n", 1)[0])
+        assert b"k3y" not in text and b"--" not in text and text.count(b"\\restrict") == 1
         assert b"SET client_encoding = 'UTF8';\n" in text and text.index(b"client_encoding") < text.find(b"COPY")
         assert text.count(b"\\.\n") == text.count(b"COPY ")
     assert load.rows_bytes == sum(len(row) + 1 for row in big + small)
@@ -119,12 +123,12 @@ def test_the_end_of_rows_search_finds_what_a_plain_search_finds():
         buf = b"".join(generator.choice(alphabet) for _byte in range(generator.randint(0, 40)))
         pos = generator.randint(0, len(buf))
         end = generator.randint(pos, len(buf))
-        assert find_end_of_rows(buf, pos, end) == buf.find(ROW_END_THEN_END_OF_DATA, pos, end), (buf, pos, end)
+        assert find_end_of_rows(buf, pos, end) == buf.find(LINE_THEN_END_MARK, pos, end), (buf, pos, end)
     # more backslashes than it hops over one by one (bytea rows): the rest is searched as a pattern
     escaped = b"".join(b"%d\t\\\\x0a0b\\\\x0c\n" % index for index in range(500))
     for tail in (b"\\.\n", b"\\\\.\n", b""):
         buf = escaped + tail
-        assert find_end_of_rows(buf, 0, len(buf)) == buf.find(ROW_END_THEN_END_OF_DATA)
+        assert find_end_of_rows(buf, 0, len(buf)) == buf.find(LINE_THEN_END_MARK)
 
 
 def test_row_counts_come_from_the_copy_tags_per_table(tmp_path):
@@ -166,3 +170,56 @@ def test_a_script_that_ends_inside_rows_is_refused(tmp_path):
     with pytest.raises(RestoreError) as raised:
         load.run(ChoppedReader(text[:text.index(b"\\.\n")]))
     assert "ended inside the rows of COPY public.big" in raised.value.msg
+
+
+def test_sessions_share_one_key_drawn_for_the_run(tmp_path):
+    load, out = make_load(tmp_path, 3, [])
+    load.run(ChoppedReader(script(rows(3000, 200), rows(2, 5))))
+    keys = {text.split(b"\n", 1)[0] for text in recorded(str(out))}
+    (tmp_path / "again").mkdir()
+    load2, out2 = make_load(tmp_path / "again", 1, [])
+    load2.run(ChoppedReader(script(rows(10, 5), [])))
+    assert len(keys) == 1 and keys.isdisjoint(text.split(b"\n", 1)[0] for text in recorded(str(out2)))
+
+
+CRAFTED = [
+    # a meta-command between blocks (a crafted SEQUENCE SET entry), with and without pg_restore's \restrict
+    (b"SELECT pg_catalog.setval('public.s', 1, true);\n\\! touch pwned\n", "not one the parallel load passes"),
+    (b"\\unrestrict `touch pwned`\n", "not one the parallel load passes"),
+    (b"\\unrestrict k3y\n\\! touch pwned\n", "not one the parallel load passes"),
+    (b"SELECT 1; \\! touch pwned\n", "not one the parallel load passes"),
+    (b"SET client_encoding = 'SJIS';\n", "client-only encoding SJIS"),
+    (b"SELECT pg_catalog.set_config('client_encoding', 'SJIS', false);\n", "not one the parallel load passes"),
+    (b"COPY public.small (id) FROM stdin; \\! touch pwned\n1\n\\.\n", "not one the parallel load passes"),
+    (b"copy public.small (id) from stdin;\n1\n\\.\n", "not one the parallel load passes"),
+    # rows that psql would end early (\. + CR + LF), then read as commands
+    (SMALL + b"1\n\\.\r\n\\! touch pwned\n2\n\\.\n", "starts with \\. but is not the end of the rows"),
+    (SMALL + b"\\.\r\n\\! touch pwned\n\\.\n", "starts with \\. but is not the end of the rows"),
+    # a NUL byte: psql reads lines as C strings and would see another line structure
+    (SMALL + b"1\x00x\n\\.\n", "NUL byte"),
+]
+
+
+@pytest.mark.parametrize("crafted,message", CRAFTED)
+def test_nothing_but_known_lines_and_rows_reaches_psql(tmp_path, crafted, message):
+    load, out = make_load(tmp_path, 2, [])
+    text = script(rows(50, 20), rows(2, 5)).replace(b"\n\\unrestrict k3y\n", b"\n" + crafted + b"\\unrestrict k3y\n")
+    assert crafted in text
+    with pytest.raises(RestoreError) as raised:
+        load.run(ChoppedReader(text))
+    assert message in raised.value.msg and "jobs: 1" in raised.value.msg, raised.value.msg
+    sent = b"".join(recorded(str(out)))
+    assert b"pwned" not in sent and b"SJIS" not in sent
+
+
+def test_non_ascii_names_reach_psql_spelt_in_ascii(tmp_path):
+    load, out = make_load(tmp_path, 2, [])
+    copy = 'COPY public."tëst" (id, "cöl ""q""") FROM stdin;\n'.encode("utf-8")
+    setval = "SELECT pg_catalog.setval('public.\"tëst_id_seq\"', 2, true);\n".encode("utf-8")
+    load.run(ChoppedReader(PREAMBLE + copy + b"1\tx\n\\.\n" + setval))
+    sent = b"".join(recorded(str(out)))
+    assert re.search(rb"[\x80-\xff]", sent) is None
+    assert b'COPY public.U&"t\\00ebst" (id, U&"c\\00f6l ""q""") FROM stdin;\n' in sent
+    assert (b"SELECT pg_catalog.setval(pg_catalog.convert_from(pg_catalog.decode('%s', 'hex'), 'UTF8'), 2, true);"
+            % 'public."tëst_id_seq"'.encode("utf-8").hex().encode()) in sent
+    assert load.row_counts() == {"public.tëst": 1}

@@ -11,7 +11,14 @@ Data object: the pg_dump custom-format archive exactly as pg_dump wrote it (``da
 data object, so it becomes a bundle (``data.pgbundle``): the line ``LIFEBOAT-PGBUNDLE 1 <n>\\n``, then the
 ``pg_dumpall --globals-only`` SQL (n bytes), then the archive. Globals are small and taken first, so the
 bundle streams both ways and the archive is still one ``tail -c`` away; role password hashes stay inside
-the (compressed, optionally encrypted) data object instead of the clear-text manifest.
+the (compressed, optionally encrypted) data object instead of the clear-text manifest. The manifest records
+the globals' sha256 (``source.globals_sha256``), so a restore can check them before they touch the cluster
+without reading the whole set first.
+
+A set is untrusted input (postgres_script): its globals reach psql only after they were checked to hold
+nothing but what pg_dumpall writes, under psql's \\restrict; with jobs > 1, pg_restore's script of the
+archive reaches psql only line by line in shapes pg_restore writes. With jobs 1 the archive goes to
+pg_restore alone, which sends SQL to the server and has no meta-commands.
 
 Row counts in the manifest are exact and come from the snapshot pg_dump used: a REPEATABLE READ transaction
 in a psql session exports its snapshot (pg_export_snapshot), pg_dump runs with --snapshot, and the counts
@@ -19,6 +26,7 @@ are taken in that same transaction while pg_dump streams.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -29,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .errors import ConfigError, IntegrityError, LifeboatError, RestoreError, SourceError, ToolError
 from .postgres_load import ParallelCopyLoad
+from .postgres_script import check_globals, globals_input, new_key, require_restrict
 from .process import ProcessReader, missing_tool_error, run_tool
 from .restore import find_set, open_set, set_result
 from .streams import CHUNK, iter_chunks, report_spliced, splice_fd, write_all
@@ -135,6 +144,10 @@ def quote_ident(name):
 
 
 def quote_literal(text):
+    """A string literal that means the same whatever standard_conforming_strings is (names from a set may hold
+    backslashes)."""
+    if "\\" in text:
+        return "E'%s'" % text.replace("\\", "\\\\").replace("'", "''")
     return "'%s'" % text.replace("'", "''")
 
 
@@ -627,6 +640,7 @@ class PostgresSource(object):
         self._tools = {}
         self._verification = {}
         self._globals_size = None
+        self._globals_sha256 = None
 
     def check(self):
         """Reach the server, log in, find the database, and make sure pg_dump can dump that server."""
@@ -650,6 +664,7 @@ class PostgresSource(object):
             description["user"] = self._server["user"]
         if self._globals_size is not None:
             description["globals_bytes"] = self._globals_size
+            description["globals_sha256"] = self._globals_sha256
         return description
 
     def tools(self):
@@ -683,6 +698,7 @@ class PostgresSource(object):
         if self.include_globals:
             globals_sql = self._globals()
             self._globals_size = len(globals_sql)
+            self._globals_sha256 = hashlib.sha256(globals_sql).hexdigest()
             head = bundle_header(globals_sql) + globals_sql
         session = SnapshotSession(self.connection, self.database, self.lock_wait_timeout)
         try:
@@ -969,19 +985,42 @@ class PostgresRestore(object):
         with contextlib.suppress(LifeboatError):
             self.connection.query("DROP DATABASE IF EXISTS %s" % quote_ident(name), doing="drop database %s" % name)
 
-    def _apply_globals(self, globals_sql):
+    def _checked_globals(self, globals_sql):
         if not globals_sql:
             raise ConfigError("%s has no globals (it was made without globals: true); set restore_globals: false"
                               % self._where())
+        return check_globals(globals_sql, self._where())
+
+    def _read_globals(self):
+        """The set's globals, checked against the sha256 its manifest records for them, before anything of the
+        set touches the cluster. A set made before that digest was recorded is read whole first (its sha256
+        checked), as clean mode does. Returns the globals SQL."""
+        recorded = (self.backup_set.manifest.get("source") or {}).get("globals_sha256")
+        if recorded is None:
+            return self._verify_stored()
+        if not (isinstance(recorded, str) and re.match(r"^[0-9a-f]{64}$", recorded)):
+            raise IntegrityError("the manifest of %s has a malformed globals_sha256 (%r): the manifest is damaged; "
+                                 "nothing was changed, restore another set" % (self._where(), recorded))
+        with self._open() as reader:
+            globals_sql = ArchiveReader(reader, self._where()).globals_sql
+        actual = hashlib.sha256(globals_sql or b"").hexdigest()
+        if actual != recorded:
+            raise IntegrityError("sha256 mismatch for the globals of %s: they do not hash to the sha256 the manifest "
+                                 "records for them; the artifact is corrupted: nothing was changed, restore another "
+                                 "set (backup: <id>)" % self._where())
+        return globals_sql
+
+    def _apply_globals(self, globals_sql):
+        text = self._checked_globals(globals_sql)
         try:
             proc = subprocess.run(self.connection.psql_argv(self.connection.maintenance_db, "-v", "ON_ERROR_STOP=0",
                                                             "-f", "-"),
-                                  input=globals_sql, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  input=globals_input(text, new_key()), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   env=self.connection.env(), check=False, timeout=600)
         except FileNotFoundError:
             raise missing_tool_error(self.connection.tool("psql"), "restoring globals")
         errors = [line for line in proc.stderr.decode("utf-8", "replace").splitlines()
-                  if "ERROR:" in line and "already exists" not in line]
+                  if ("ERROR:" in line and "already exists" not in line) or "backslash commands are restricted" in line]
         if proc.returncode != 0 and not errors:
             raise self.connection.explain(proc.stderr.decode("utf-8", "replace"), self.connection.maintenance_db,
                                           "restore globals")
@@ -1165,21 +1204,24 @@ class PostgresRestore(object):
         result["server_version"] = server["server_version"]
         result["pg_restore_version"] = restore_tool
         if check_mode:
-            self._verify_stored()
+            globals_sql = self._verify_stored()
+            if self.restore_globals:
+                self._checked_globals(globals_sql)
             result["verification"] = {"sha256": "ok"}
             return result
 
         list_file = None
         target = self.database if mode != "safe_swap" else side_name(self.database, "new")
         try:
+            # Nothing of the set touches the cluster before it is verified: clean mode reads the whole set first
+            # (the live database is changed in place); the globals (cluster-wide, live) are checked against their
+            # own sha256 first. The data of create and safe_swap goes into a database this run created, which is
+            # dropped again when the set's sha256 does not match at its end.
             if mode == "clean":
-                globals_sql = self._verify_stored()  # nothing live is touched before the set is verified
-            else:
-                globals_sql = None
+                globals_sql = self._verify_stored()
+            elif self.restore_globals:
+                globals_sql = self._read_globals()
             if self.restore_globals:
-                if globals_sql is None:
-                    with self._open() as reader:
-                        globals_sql = ArchiveReader(reader, self._where()).globals_sql
                 result["globals"] = self._apply_globals(globals_sql)
             selected_tables = None
             if self.tables or self.schemas:
@@ -1197,6 +1239,13 @@ class PostgresRestore(object):
                 return self._counts(target, selected_tables, loaded) if self.verify else None
             try:
                 counts = self._restore_data(target, list_file, mode, check=check)
+            except IntegrityError as exc:
+                if result.get("globals") and mode != "clean":
+                    exc.msg = exc.msg.replace("nothing was changed", "no database was changed") + (
+                        "; the set's globals (roles, tablespaces) had been applied before the damage was found, "
+                        "after they matched the sha256 the manifest records for them")
+                    exc.args = (exc.msg,)
+                raise
             except RestoreError as exc:
                 exc.msg += {"create": "; the new database %s was dropped again" % target,
                             "clean": "; the restore ran in one transaction, so %s is as it was" % target,
@@ -1233,9 +1282,12 @@ class PostgresRestore(object):
         Returns ({'server_version', 'exists'}, pg_restore's version)."""
         sql = "SELECT json_build_object('server_version', current_setting('server_version'), 'exists', EXISTS (" \
               "SELECT 1 FROM pg_database WHERE datname = %s))" % quote_literal(self.database)
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             located = pool.submit(find_set, self.repository, self.job, KIND, self.backup, self.before)
             restore_tool = pool.submit(self.connection.tool_version, "pg_restore")
+            # set text reaches psql for the globals and the parallel load: only a psql that knows \restrict
+            psql = pool.submit(self.connection.tool_version, "psql") if (
+                self.restore_globals or self.jobs > 1) else None
             try:
                 server, failure = self.connection.query_json(sql, doing="connect"), None
             except LifeboatError as exc:
@@ -1243,6 +1295,9 @@ class PostgresRestore(object):
             self.backup_set = located.result()
             if failure is not None:
                 raise failure
+            if psql is not None:
+                require_restrict(psql.result(), "restoring globals" if self.restore_globals else
+                                 "the parallel load (jobs > 1)")
             return server, restore_tool.result()
 
     def _swap(self, side):

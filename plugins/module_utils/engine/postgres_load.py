@@ -6,12 +6,18 @@ on one core whatever `jobs` says. Here pg_restore turns the archive's data secti
 (`pg_restore --file=- --section=data`) and the COPY blocks in it are cut at row boundaries and dealt to
 `jobs` psql sessions in slices of about 1 MiB, so one table loads on every core the server has.
 
-The script holds a preamble (SET lines that fix client_encoding and friends, psql's \\restrict), then
-COPY blocks, sequence values and large objects. Every session starts with the preamble's settings, so it
-reads rows exactly as pg_restore would send them. Everything that is not a COPY row (sequence values,
-large objects, comments) goes to the first session, in order. A COPY block is
+The script holds a preamble (SET lines that fix client_encoding and friends), then COPY blocks, sequence
+values and large objects. Every session starts with psql's \\restrict under a key of ours and the preamble's
+settings, so it reads rows exactly as pg_restore would send them. Everything that is not a COPY row
+(sequence values, large objects) goes to the first session, in order. A COPY block is
 `COPY <table> (<columns>) FROM stdin;`, one row per line, and the line `\\.`; a row can never be that line
 (the text format escapes backslashes), so cutting at newlines is exact.
+
+The script is made by pg_restore from the set's archive, which may be crafted: a row or a sequence value
+may carry text meant for psql. So no line of it reaches psql unless postgres_script.DataScript knows its
+shape (comments and pg_restore's own \\restrict lines are not sent at all), a row that psql would take as
+the end of its block (`\\.` followed by anything but a newline) or a NUL byte (psql reads lines as C
+strings) fails the load, and every session is restricted (see postgres_script).
 
 The sessions start only once `before_data` (the pre-data step: tables, types, sequences) has run, which
 happens when the script reaches its first COPY block: by then pg_restore has read the whole table of
@@ -25,16 +31,15 @@ import subprocess
 import tempfile
 
 from .errors import RestoreError
+from .postgres_script import DataScript, new_key, restrict_line
 from .process import missing_tool_error
 from .streams import CHUNK, widen_pipe, write_all
 
-COPY_START = re.compile(rb"^COPY .+ FROM stdin;\n$")
-SETTING = re.compile(rb"^(SET |SELECT pg_catalog\.set_config\(|\\restrict )")
 COPY_TAG = re.compile(rb"^COPY (\d+)$", re.M)
 COPY_TABLE = re.compile(rb'^COPY (?:ONLY )?((?:"(?:[^"]|"")+"|[^".\s]+)\.(?:"(?:[^"]|"")+"|[^".\s]+)) ')
 IDENTIFIER = re.compile(rb'"((?:[^"]|"")+)"|([^".]+)')
 END_OF_DATA = b"\\.\n"
-ROW_END_THEN_END_OF_DATA = b"\n\\.\n"
+LINE_THEN_END_MARK = b"\n\\."  # psql ends a block at a line `\.` + newline, or `\.` + CR + newline
 BACKSLASH_HOPS = 64  # backslashes checked one by one in a range before a plain search of the rest
 DEAL = 1024 * 1024  # rows go to the sessions in slices of about this many bytes
 MAX_PENDING_STATEMENTS = 4 * 1024 * 1024  # script text held before the sessions start (large objects, no tables)
@@ -52,20 +57,21 @@ def table_of(copy_line):
 
 
 def find_end_of_rows(buf, pos, end):
-    """Index of the first b"\\n\\.\\n" in buf[pos:end], or -1: the newline ending a block's last row.
+    """Index of the first b"\\n\\." in buf[pos:end], or -1: the newline before a line that starts with `\\.`,
+    which in pg_restore's script is the end of a block's rows (the caller checks that a newline follows).
 
-    Same answer as buf.find(ROW_END_THEN_END_OF_DATA, pos, end), found faster: every match holds a
-    backslash, and backslashes are rare in COPY rows (the text format writes them only in escapes), so
-    memchr hops from one to the next. The byte-pattern search, this module's largest CPU cost on rows
-    without backslashes, runs only where they are common (bytea, escaped text)."""
+    Same answer as buf.find(LINE_THEN_END_MARK, pos, end), found faster: every match holds a backslash,
+    and backslashes are rare in COPY rows (the text format writes them only in escapes), so memchr hops
+    from one to the next. The byte-pattern search, this module's largest CPU cost on rows without
+    backslashes, runs only where they are common (bytea, escaped text)."""
     hit = buf.find(b"\\", pos + 1, end)
     for _hop in range(BACKSLASH_HOPS):
         if hit < 0:
             return -1
-        if buf[hit - 1] == 0x0A and buf.startswith(b".\n", hit + 1, end):
+        if buf[hit - 1] == 0x0A and buf.startswith(b".", hit + 1, end):
             return hit - 1
         hit = buf.find(b"\\", hit + 1, end)
-    return -1 if hit < 0 else buf.find(ROW_END_THEN_END_OF_DATA, hit - 1, end)
+    return -1 if hit < 0 else buf.find(LINE_THEN_END_MARK, hit - 1, end)
 
 
 class CopySession(object):
@@ -89,9 +95,10 @@ class CopySession(object):
     def write(self, data):
         write_all(self._proc.stdin, data)
 
-    def rows(self, copy_line, pieces):
+    def rows(self, copy_line, pieces, header=None):
+        """Rows of the block `copy_line` (as the script has it); `header` is the COPY line psql is sent."""
         if self.copying != copy_line:
-            self.write(copy_line)
+            self.write(header or copy_line)
             self.copying = copy_line
             self.blocks.append(copy_line)
         for piece in pieces:
@@ -144,16 +151,18 @@ class ParallelCopyLoad(object):
     any session starts."""
 
     def __init__(self, psql_argv, env, jobs, before_data, what="the data"):
+        self._script = DataScript(what)
         self._argv = list(psql_argv)
         self._env = env
         self._jobs = max(1, int(jobs))
         self._before_data = before_data
         self._what = what
         self._sessions = []
-        self._held = []  # script lines seen before the sessions started
+        self._held = []  # (kind, text) of the script lines seen before the sessions started
         self._held_size = 0
         self._turn = 0
         self._copy_line = None  # the COPY line of the block being read
+        self._copy_header = None  # that line as psql is sent it (see DataScript)
         self._pending = []  # rows of that block not dealt yet
         self._pending_size = 0
         self._blocks_seen = []
@@ -166,12 +175,15 @@ class ParallelCopyLoad(object):
         if self._sessions:
             return
         self._before_data()
-        settings = b"".join(line for line in self._held if SETTING.match(line))
+        # A key drawn now, after the set's archive was read this far; the script's own \restrict lines were
+        # dropped, and none of its lines can be a meta-command (DataScript), \unrestrict included.
+        restrict = restrict_line(new_key())
+        settings = b"".join(text for kind, text in self._held if kind == "setting")
         for number in range(self._jobs):
             self._sessions.append(CopySession(self._argv, self._env, number))
-        self._send(self._sessions[0], b"".join(self._held))
+        self._send(self._sessions[0], restrict + b"".join(text for _kind, text in self._held))
         for session in self._sessions[1:]:
-            self._send(session, settings)
+            self._send(session, restrict + settings)
         self._held = []
 
     def _send(self, session, data):
@@ -186,11 +198,16 @@ class ParallelCopyLoad(object):
             self._what, session.number + 1, len(self._sessions), session.error() or "it ended without a message"))
 
     def _statement(self, line):
-        if self._sessions:
-            self._send(self._sessions[0], line)
+        kind, text = self._script.classify(line)
+        if kind == "skip":
             return
-        self._held.append(line)
-        self._held_size += len(line)
+        if kind == "copy":  # only the block start in _feed may begin a COPY: its rows must be cut here
+            self._script.refuse(line, "a COPY that is not a block of the script")
+        if self._sessions:
+            self._send(self._sessions[0], text)
+            return
+        self._held.append((kind, text))
+        self._held_size += len(text)
         if self._held_size > MAX_PENDING_STATEMENTS:
             self._start()
 
@@ -215,7 +232,7 @@ class ParallelCopyLoad(object):
         self.rows_bytes += self._pending_size
         pieces, self._pending, self._pending_size = self._pending, [], 0
         try:
-            session.rows(self._copy_line, pieces)
+            session.rows(self._copy_line, pieces, self._copy_header)
         except (BrokenPipeError, ValueError):
             raise self._failure(session)
 
@@ -269,6 +286,11 @@ class ParallelCopyLoad(object):
             chunk = script.read(CHUNK)
             if not chunk:
                 break
+            if b"\0" in chunk:  # psql would cut the line there, and then see row ends where this module sees none
+                raise RestoreError("pg_restore's data script of %s holds a NUL byte, which pg_dump never writes "
+                                   "there: the set's archive was damaged or crafted; refused, and the new "
+                                   "database is dropped again. jobs: 1 restores with pg_restore alone, without "
+                                   "psql" % self._what)
             last = chunk.rfind(b"\n")
             if last < 0:  # a line longer than a chunk (a large value)
                 carry.append(chunk)
@@ -295,23 +317,32 @@ class ParallelCopyLoad(object):
                 newline = buf.find(b"\n", pos, end)
                 line = buf[pos:newline + 1]
                 pos = newline + 1
-                if COPY_START.match(line):
+                if line.startswith(b"COPY "):
+                    kind, header = self._script.classify(line)
+                    if kind != "copy":
+                        self._script.refuse(line)
                     self._start()
-                    self._copy_line = line
+                    self._copy_line, self._copy_header = line, header
                     self._blocks_seen.append(line)
                 else:
                     self._statement(line)
                 continue
-            if buf.startswith(END_OF_DATA, pos, end):
+            if buf.startswith(b"\\.", pos, end):
                 rows_end = pos
             else:
                 mark = find_end_of_rows(buf, pos, end)
                 rows_end = mark + 1 if mark >= 0 else end
+            if rows_end < end and not buf.startswith(END_OF_DATA, rows_end, end):
+                raise RestoreError(
+                    "a row of %s in the data of %s starts with \\. but is not the end of the rows: psql would end the "
+                    "block there and read what follows as commands. The set's archive was damaged or crafted; "
+                    "refused, and the new database is dropped again. jobs: 1 restores with pg_restore alone, "
+                    "without psql" % (self._copy_line.decode("utf-8", "replace").strip(), self._what))
             if rows_end > pos:
                 self._rows(buf, pos, rows_end)
             if rows_end == end:
                 return  # the block goes on in the next chunk
             self._deal()
             self._end_block()
-            self._copy_line = None
+            self._copy_line = self._copy_header = None
             pos = rows_end + len(END_OF_DATA)

@@ -61,6 +61,13 @@ options:
         made by lifeboat 0.1.0 (which recorded no bound for the writes during the backup) while Redis was written to.
     type: bool
     default: false
+  allow_functions:
+    description:
+      - An RDB may hold Redis Functions libraries (Redis 7), Lua code that the server runs when it loads the file.
+        By default a set whose RDB holds any is refused before anything is changed, as every set is untrusted input.
+      - Set to true when the application uses Redis Functions (C(FUNCTION LOAD), C(FCALL)) and you trust the set.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - lifeboat.backup.redis
   - lifeboat.backup.redis.restart
@@ -137,8 +144,8 @@ verification:
   description: Checks passed by the restored data.
   returned: success
   type: dict
-  sample: {"sha256": "ok", "rdb_version": "0010", "rdb_check": "ok", "keys": {"db0": 100000}, "keys_loaded": 100000,
-           "keys_match": true}
+  sample: {"sha256": "ok", "rdb_version": "0010", "rdb_check": "ok", "functions": false, "keys": {"db0": 100000},
+           "keys_loaded": 100000, "keys_tolerance": 0, "keys_match": true}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -159,6 +166,7 @@ def main():
         mode=dict(type="raw"),
         keep_previous=dict(type="bool", default=True),
         allow_key_mismatch=dict(type="bool", default=False),
+        allow_functions=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     params = module.params

@@ -323,3 +323,33 @@ def test_rdb_header_check(tmp_path):
     with pytest.raises(Exception) as failure:
         redis_engine.check_rdb_header(str(bad), "bad.rdb")
     assert "not a Redis RDB file" in failure.value.msg
+
+
+def rdb_string(data):
+    return bytes([len(data)]) + data
+
+
+def rdb_preamble():
+    """AUX fields in every string encoding, then module AUX data of every value type."""
+    return (b"REDIS0010"
+            + b"\xfa" + rdb_string(b"redis-ver") + rdb_string(b"7.0.15")
+            + b"\xfa" + rdb_string(b"ctime") + b"\xc2" + b"\x01\x02\x03\x04"  # 32-bit integer
+            + b"\xfa" + rdb_string(b"z") + b"\xc3\x02\x05" + b"\x00\x00"  # LZF: 2 bytes for 5
+            + b"\xfa" + rdb_string(b"long") + b"\x41\x00" + b"x" * 256  # 14-bit length
+            + b"\xf7" + b"\x81" + b"\x00" * 8 + b"\x02\x02"  # module id, when
+            + b"\x02\x05" + b"\x05" + rdb_string(b"abc") + b"\x04" + b"\x00" * 8 + b"\x03" + b"\x00" * 4 + b"\x00")
+
+
+def test_rdb_functions_are_found_behind_aux_and_module_data(tmp_path):
+    from engine.rdb import RdbFormatError, has_functions
+    path = tmp_path / "dump.rdb"
+    path.write_bytes(rdb_preamble() + b"\xf5" + rdb_string(b"#!lua name=x\nredis.log(...)"))
+    assert has_functions(str(path)) is True
+    path.write_bytes(rdb_preamble() + b"\xfe\x00\xfb\x01\x00\x00" + rdb_string(b"k") + rdb_string(b"v") + b"\xff")
+    assert has_functions(str(path)) is False
+    path.write_bytes(b"REDIS0010\xff")
+    assert has_functions(str(path)) is False
+    for damaged in (rdb_preamble()[:40], b"REDIS0010\xfa\x80\xff\xff\xff\xff", b"SQLite format 3\x00"):
+        path.write_bytes(damaged)
+        with pytest.raises(RdbFormatError):
+            has_functions(str(path))

@@ -15,6 +15,7 @@ import time
 from .errors import ConfigError, IntegrityError, RestoreError, SourceError, ToolError
 from .files import Swap, fsync_dir, kept_for, parse_mode, resolve_ids
 from .process import run_tool
+from .rdb import RdbFormatError, has_functions
 from .resp import ProtocolError, RedisClient, RespError, keyspace
 from .restore import fetch_to_file, find_set, set_result
 
@@ -445,7 +446,7 @@ class _Server(object):
 
 def restore_redis(repository, job, connection, backup="latest", before=None, identity_file=None, rdb_path=None,
                   service_name=DEFAULT_SERVICE, restart_command=None, start_timeout=300, owner=None, group=None,
-                  mode=None, keep_previous=True, allow_key_mismatch=False, check_mode=False):
+                  mode=None, keep_previous=True, allow_key_mismatch=False, allow_functions=False, check_mode=False):
     """Place the RDB of a set, restart Redis, check key counts. On failure the previous RDB is put back
     (and the server restarted on it when it had already been restarted)."""
     backup_set = find_set(repository, job, "redis", backup, before)
@@ -495,7 +496,7 @@ def restore_redis(repository, job, connection, backup="latest", before=None, ide
             fetch_to_file(repository, job, backup_set, handle, identity_file)
             handle.flush()
             os.fsync(handle.fileno())
-            result["verification"] = verification = _verify_rdb(staged, backup_set.manifest)
+            result["verification"] = verification = _verify_rdb(staged, backup_set.manifest, allow_functions)
             if check_mode:
                 os.unlink(staged)  # check mode stages in the temp directory: leave nothing there
                 return result
@@ -593,7 +594,7 @@ def _saved_over(target, placed, persistence):
     return (now.st_dev, now.st_ino) != (placed.st_dev, placed.st_ino)
 
 
-def _verify_rdb(staged, manifest):
+def _verify_rdb(staged, manifest, allow_functions=False):
     try:
         version = check_rdb_header(staged, "the stored data of set %s" % manifest["id"])
     except IntegrityError as exc:
@@ -609,6 +610,16 @@ def _verify_rdb(staged, manifest):
         verification["rdb_check"] = "ok"
     else:
         verification["rdb_check"] = "skipped: redis-check-rdb is not installed"
+    try:
+        verification["functions"] = has_functions(staged)
+    except RdbFormatError as exc:
+        raise IntegrityError("the RDB of set %s does not parse (%s); nothing was changed: restore another set"
+                             % (manifest["id"], exc))
+    if verification["functions"] and not allow_functions:
+        raise RestoreError("the RDB of set %s holds Redis Functions libraries: Lua code that Redis runs when it loads "
+                           "the file, so a set written by someone else could run code in the server. Nothing was "
+                           "changed. If the application uses Redis Functions (FUNCTION LOAD, FCALL) and you trust the "
+                           "set, set allow_functions: true" % manifest["id"])
     return verification
 
 
@@ -746,4 +757,5 @@ def restore_from_options(repository, options, check_mode=False):
                          start_timeout=options.get("start_timeout") or 300, owner=options.get("owner"),
                          group=options.get("group"), mode=options.get("mode"),
                          keep_previous=options.get("keep_previous", True),
-                         allow_key_mismatch=bool(options.get("allow_key_mismatch")), check_mode=check_mode)
+                         allow_key_mismatch=bool(options.get("allow_key_mismatch")),
+                         allow_functions=bool(options.get("allow_functions")), check_mode=check_mode)

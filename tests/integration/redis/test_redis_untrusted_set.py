@@ -184,3 +184,34 @@ def test_check_mode_leaves_nothing_in_the_temp_directory(redis_server, tmp_path,
                                         restart_command=redis_server.restart_command, check_mode=True)
     assert result["verification"]["sha256"] == "ok"
     assert os.listdir(str(scratch)) == [] and leftovers(redis_server) == []
+
+
+LIBRARY = "#!lua name=planted\nredis.log(redis.LOG_WARNING, 'planted library ran')\n" \
+          "redis.register_function('planted', function() return 1 end)"
+
+
+def test_set_with_function_libraries_is_refused_unless_allowed(ansible, redis_server, tmp_path):
+    """Lua in an RDB runs in the server when it loads the file: refused before anything changes, unless allowed."""
+    fill(redis_server, 10, "old")
+    with redis_server.client() as client:
+        assert client.execute("FUNCTION", "LOAD", LIBRARY) == b"planted"
+    backup(redis_server, tmp_path / "repo")
+    fill(redis_server, 20, "live", prefix="live")
+    with redis_server.client() as client:
+        client.execute("FUNCTION", "FLUSH")
+    before = open(redis_server.rdb, "rb").read() if os.path.exists(redis_server.rdb) else None
+    common = dict(redis_server.options(), job="cache", dest=str(tmp_path / "repo"),
+                  restart_command=redis_server.restart_command)
+    out = ansible.module("lifeboat.backup.redis_restore", common)
+    assert out.get("failed"), out
+    assert "holds Redis Functions libraries" in out["msg"] and "Nothing was changed" in out["msg"], out["msg"]
+    assert state(redis_server) == (20, b"live", None) and leftovers(redis_server) == []
+    assert (open(redis_server.rdb, "rb").read() if os.path.exists(redis_server.rdb) else None) == before
+    with redis_server.client() as client:
+        assert client.execute("FUNCTION", "LIST") == []
+
+    out = ansible.module("lifeboat.backup.redis_restore", dict(common, allow_functions=True))
+    assert not out.get("failed"), out
+    assert out["verification"]["functions"] is True and state(redis_server) == (10, None, b"old")
+    with redis_server.client() as client:
+        assert client.execute("FCALL", "planted", 0) == 1

@@ -54,7 +54,8 @@ def test_create_produces_a_build_context(tarball, tmp_path):
 
 def test_introspection_of_the_installed_collection_finds_its_requirements(tarball, tmp_path):
     dest = str(tmp_path / "collections")
-    proc = run([tool("ansible-galaxy"), "collection", "install", "--no-deps", "-p", dest, tarball])
+    proc = run([tool("ansible-galaxy"), "collection", "install", "--no-deps", "-p", dest, tarball],
+               env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=dest, ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false"))
     assert proc.returncode == 0, proc.stdout
     proc = run([tool("ansible-builder"), "introspect", "--sanitize", dest])
     assert proc.returncode == 0, proc.stdout

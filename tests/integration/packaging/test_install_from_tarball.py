@@ -25,12 +25,13 @@ ROLE_PLAY = """\
 ISOLATED = {"ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false"}
 
 
-def install(tarball, dest, requirements, extra=()):
+def install(tarball, dest, requirements):
     req_file = os.path.join(os.path.dirname(dest), "requirements.yml")
     with open(req_file, "w") as handle:
         yaml.safe_dump({"collections": [{"name": tarball, "type": "file"}] + requirements}, handle)
-    return run([tool("ansible-galaxy"), "collection", "install", "--offline", "-p", dest, "-r", req_file] + list(extra),
-               env=dict(os.environ, **ISOLATED), cwd=os.path.dirname(dest))
+    # Only `dest` counts as installed: a lifeboat.backup in ~/.ansible/collections would make this "nothing to do".
+    return run([tool("ansible-galaxy"), "collection", "install", "--offline", "-p", dest, "-r", req_file],
+               env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=dest, **ISOLATED), cwd=os.path.dirname(dest))
 
 
 def dependency_dirs():

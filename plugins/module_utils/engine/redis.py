@@ -484,6 +484,10 @@ def restore_redis(repository, job, connection, backup="latest", before=None, ide
     if not os.path.isdir(directory):
         raise RestoreError("the RDB directory %s does not exist on this host: run the task on the Redis host or "
                            "fix rdb_path" % directory)
+    if os.path.islink(target):
+        # keeping it aside or copying its attributes would act on whatever it points to
+        raise RestoreError("the RDB path %s is a symlink; Redis itself replaces it with a regular file at its next "
+                           "save. Point dir/dbfilename (or rdb_path) at the real file; nothing was changed" % target)
 
     # mkstemp creates the staging file with O_EXCL (never through a symlink); it is only renamed into place
     # once its sha256 and RDB checks passed

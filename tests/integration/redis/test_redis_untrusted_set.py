@@ -215,3 +215,18 @@ def test_set_with_function_libraries_is_refused_unless_allowed(ansible, redis_se
     assert out["verification"]["functions"] is True and state(redis_server) == (10, None, b"old")
     with redis_server.client() as client:
         assert client.execute("FCALL", "planted", 0) == 1
+
+
+def test_symlink_at_the_rdb_path_is_never_followed(ansible, redis_server, tmp_path):
+    fill(redis_server, 10, "old")
+    backup(redis_server, tmp_path / "repo")
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"not redis")
+    os.chmod(str(outside), 0o600)
+    os.unlink(redis_server.rdb)
+    os.symlink(str(outside), redis_server.rdb)
+    out = ansible.module("lifeboat.backup.redis_restore", dict(
+        redis_server.options(), job="cache", dest=str(tmp_path / "repo"), restart_command=redis_server.restart_command))
+    assert out.get("failed") and "is a symlink" in out["msg"] and "nothing was changed" in out["msg"], out
+    assert outside.read_bytes() == b"not redis" and oct(os.stat(str(outside)).st_mode & 0o777) == oct(0o600)
+    assert os.readlink(redis_server.rdb) == str(outside) and leftovers(redis_server) == []

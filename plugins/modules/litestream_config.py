@@ -142,7 +142,7 @@ options:
     type: str
   mode:
     description:
-      - Mode of the configuration file, as in M(ansible.builtin.copy): an octal string such as C('0640') or a
+      - Mode of the configuration file, as in M(ansible.builtin.copy), either an octal string such as C('0640') or a
         symbolic mode such as C(u=rw,g=r,o=). It holds no secrets, but it names buckets and paths.
     type: raw
     default: '0640'

@@ -171,8 +171,11 @@ options:
         aliases: [aws_session_token]
       multipart_chunk_size:
         description:
-          - Size in bytes of each multipart upload part, at least 5 MiB. Default 16 MiB.
-          - Memory use is bounded by (I(max_concurrency) + 1) times this size.
+          - Size in bytes of the first multipart upload parts, 5 MiB to 5 GiB. Default 16 MiB.
+          - Parts double in size after every 1,000 parts (at most 5 GiB), so an artifact up to S3's 5 TiB object limit
+            fits in its 10,000 parts (4.87 TiB from the 5 MiB minimum).
+          - Memory use is bounded by (I(max_concurrency) + 1) times the current part size; docs/fault-tolerance.md lists
+            the bound at each size.
         type: int
       max_concurrency:
         description: Parts uploaded in parallel, 1 to 64. Default 4.

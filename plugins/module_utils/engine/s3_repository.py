@@ -1,6 +1,10 @@
 """S3 (or any S3-compatible store) repository: multipart streaming upload, manifest put last.
 
-Memory is bounded by (max_concurrency + 1) * multipart_chunk_size whatever the size of the data.
+The size of the data is not known up front, and S3 allows at most 10,000 parts of 5 MiB to 5 GiB (5 TiB per
+object). Parts start at multipart_chunk_size and double after every GROWTH_STEP parts (at most 5 GiB), so the
+16 MiB default carries an object up to S3's 5 TiB limit (and the 5 MiB minimum up to 4.87 TiB). Memory is bounded
+by (max_concurrency + 1) * the current part size: max_concurrency parts in flight plus the one being filled (see
+part_size, and docs/fault-tolerance.md for the bound at each size).
 """
 
 import importlib.util
@@ -20,6 +24,9 @@ HAS_BOTO3 = importlib.util.find_spec("boto3") is not None
 MIB = 1024 * 1024
 MIN_PART = 5 * MIB
 MAX_PARTS = 10000
+MAX_PART = 5 * 1024 * MIB
+MAX_OBJECT = 5 * 1024 * 1024 * MIB
+GROWTH_STEP = 1000  # parts uploaded at each part size before it doubles
 DEFAULT_CHUNK = 16 * MIB
 DEFAULT_CONCURRENCY = 4
 SSE_VALUES = ("AES256", "aws:kms")
@@ -62,6 +69,14 @@ def explain(exc, repo, action):
     return "S3 failed to %s %s: %s" % (action, where, exc)
 
 
+def part_size(number, start, step=GROWTH_STEP):
+    """Size of part `number` (1-based): `start` for the first `step` parts, doubled after every further `step`
+    parts, at most 5 GiB. Earlier parts are never larger than later ones, so (max_concurrency + 1) times the
+    current size bounds what is in memory."""
+    doublings = min((number - 1) // step, 32)
+    return min(start << doublings, max(start, MAX_PART))
+
+
 class S3SetWriter(object):
     def __init__(self, repo, key_prefix, data_name):
         self.repo = repo
@@ -69,25 +84,39 @@ class S3SetWriter(object):
         self.manifest_key = key_prefix + MANIFEST_NAME
         self._pending = []  # chunks of the next part, joined once when it is full (one copy per byte)
         self._pending_bytes = 0
+        self._total = 0
         self._upload_id = None
         self._futures = []
         self._data_written = False
         self._pool = ThreadPoolExecutor(max_workers=repo.max_concurrency)
         self._slots = threading.BoundedSemaphore(repo.max_concurrency)
 
+    def _part_size(self):
+        return part_size(len(self._futures) + 1, self.repo.chunk_size, self.repo.growth_step)
+
     def write(self, chunk):
-        """Parts are at least chunk_size (S3 allows parts of different sizes, only the last may be small)."""
-        self._pending.append(chunk)
-        self._pending_bytes += len(chunk)
-        if self._pending_bytes >= self.repo.chunk_size:
-            self._submit(self._take_pending())
+        """Cut the stream into parts of exactly the current part size (only the last may be smaller)."""
+        self._total += len(chunk)
+        if self._total > MAX_OBJECT:
+            raise SinkError("the artifact is larger than 5 TiB, the largest object S3 stores: back this source up "
+                            "to dest (a local directory or SFTP repository) instead")
+        while chunk:
+            room = self._part_size() - self._pending_bytes
+            if len(chunk) > room:
+                piece, chunk = chunk[:room], chunk[room:]
+            else:
+                piece, chunk = chunk, b""
+            self._pending.append(piece)
+            self._pending_bytes += len(piece)
+            if self._pending_bytes >= self._part_size():
+                self._submit_pending()
 
     def _take_pending(self):
         data = b"".join(self._pending)
         self._pending, self._pending_bytes = [], 0
         return data
 
-    def _submit(self, data):
+    def _submit_pending(self):
         self._raise_failed_parts()
         client = self.repo.client
         if self._upload_id is None:
@@ -98,11 +127,15 @@ class S3SetWriter(object):
                 raise SinkError(explain(exc, self.repo, "start a multipart upload to"))
         number = len(self._futures) + 1
         if number > MAX_PARTS:
-            raise SinkError("the artifact needs more than %d parts: raise s3.multipart_chunk_size" % MAX_PARTS)
-        self._slots.acquire()  # at most max_concurrency parts in memory at once
+            raise SinkError("the artifact needs more than %d parts (parts start at s3.multipart_chunk_size, %d "
+                            "bytes, and double after every %d): raise s3.multipart_chunk_size"
+                            % (MAX_PARTS, self.repo.chunk_size, self.repo.growth_step))
+        # A slot first, then the join: at most max_concurrency - 1 parts are in flight while the part being
+        # filled exists twice (its chunks and the joined copy), so memory stays within max_concurrency + 1 parts.
+        self._slots.acquire()
         try:
-            self._futures.append(self._pool.submit(self._upload_part, number, data))
-        except Exception:
+            self._futures.append(self._pool.submit(self._upload_part, number, self._take_pending()))
+        except BaseException:
             self._slots.release()
             raise
 
@@ -127,7 +160,7 @@ class S3SetWriter(object):
                                   **self.repo.object_args(data=True))
             else:
                 if self._pending:
-                    self._submit(self._take_pending())
+                    self._submit_pending()
                 parts = []
                 for future in self._futures:
                     try:
@@ -167,7 +200,7 @@ class S3Repository(object):
 
     def __init__(self, bucket, prefix="", endpoint_url=None, region=None, storage_class=None, sse=None,
                  sse_kms_key_id=None, access_key=None, secret_key=None, session_token=None,
-                 multipart_chunk_size=None, max_concurrency=None, client=None):
+                 multipart_chunk_size=None, max_concurrency=None, client=None, growth_step=GROWTH_STEP):
         if not HAS_BOTO3 and client is None:
             raise ConfigError("the s3 option needs the Python package boto3 on this host: pip install boto3 "
                               "(or the OS package python3-boto3)")
@@ -192,6 +225,12 @@ class S3Repository(object):
         if self.chunk_size < MIN_PART:
             raise ConfigError("s3.multipart_chunk_size must be at least 5 MiB (%d bytes), S3's minimum part size"
                               % MIN_PART)
+        if self.chunk_size > MAX_PART:
+            raise ConfigError("s3.multipart_chunk_size must be at most 5 GiB (%d bytes), S3's largest part size"
+                              % MAX_PART)
+        self.growth_step = int(growth_step)  # a parameter so tests can show the growth with a few small parts
+        if self.growth_step < 1:
+            raise ConfigError("the part growth step must be at least 1 part")
         self.max_concurrency = int(max_concurrency or DEFAULT_CONCURRENCY)
         if not 1 <= self.max_concurrency <= 64:
             raise ConfigError("s3.max_concurrency must be between 1 and 64")

@@ -1,9 +1,12 @@
 """File placement shared by restores: owner/group/mode, fsync, and the atomic swap that keeps the
 previous data aside until the new data is in place and verified."""
 
+import errno
 import grp
 import os
 import pwd
+import re
+import secrets
 import shutil
 
 from .errors import ConfigError, RestoreError
@@ -62,16 +65,51 @@ def apply_attributes(path, owner=None, group=None, mode=None, like=None):
 
 
 ASIDE_MARK = ".lifeboat-prev-"
+# <UTC second>Z-<8 hex>: the random part makes the name unique even for two restores of one target within a
+# second. Names without it (written before) are still read back.
+_ASIDE_STAMP = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9a-f]{4,16})?$")
+ASIDE_ATTEMPTS = 20
 
 
 def aside_name(target):
-    return "%s%s%s" % (target, ASIDE_MARK, utcnow().strftime("%Y%m%dT%H%M%SZ"))
+    """A fresh name for keeping `target`'s previous data: <target>.lifeboat-prev-<UTC time>-<random hex>. The
+    name is only a candidate: it is taken with link()/O_EXCL (keep_aside), which never overwrites."""
+    return "%s%s%s-%s" % (target, ASIDE_MARK, utcnow().strftime("%Y%m%dT%H%M%SZ"), secrets.token_hex(4))
 
 
 def kept_for(aside):
-    """The target whose previous data `aside` holds (<target>.lifeboat-prev-<time>), or None for another name."""
-    target, mark, _stamp = aside.rpartition(ASIDE_MARK)
-    return target if mark and target else None
+    """The target whose previous data `aside` holds (<target>.lifeboat-prev-<time>[-<hex>]), or None for
+    another name."""
+    target, mark, stamp = aside.rpartition(ASIDE_MARK)
+    return target if mark and target and _ASIDE_STAMP.match(stamp) else None
+
+
+def keep_aside(original, kept):
+    """Make `kept` a second name of `original` (a hard link), or an exclusive copy where the filesystem has
+    no hard links. Never replaces anything: raises FileExistsError when `kept` exists."""
+    try:
+        os.link(original, kept, follow_symlinks=False)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+    fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out, open(original, "rb") as source:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        shutil.copystat(original, kept)
+        stat = os.stat(original)
+        try:
+            os.chown(kept, stat.st_uid, stat.st_gid)
+        except PermissionError:
+            pass  # not root: the copy stays ours, with the original's mode
+    except BaseException:
+        os.unlink(kept)
+        raise
 
 
 class Swap(object):
@@ -86,11 +124,28 @@ class Swap(object):
         self._moved = []  # (original, aside) pairs
 
     def _keep(self, original, kept):
-        try:
-            os.link(original, kept)
-        except OSError:
-            shutil.copy2(original, kept)
+        keep_aside(original, kept)
         self._moved.append((original, kept))
+
+    def _keep_all(self):
+        """Keep the target and its companions under one fresh aside name; a name any of them would collide
+        with (another restore in the same second, a file someone left) is given up for the next."""
+        for _attempt in range(ASIDE_ATTEMPTS):
+            aside = aside_name(self.target)
+            try:
+                self._keep(self.target, aside)
+                for suffix in self.companions:
+                    if os.path.lexists(self.target + suffix):
+                        self._keep(self.target + suffix, aside + suffix)
+            except FileExistsError:
+                for _original, kept in reversed(self._moved):
+                    os.unlink(kept)
+                self._moved = []
+                continue
+            return aside
+        raise RestoreError("could not find a free name to keep the previous data of %s aside after %d attempts; "
+                           "the live data was not touched: remove old %s* files there" % (
+                               self.target, ASIDE_ATTEMPTS, os.path.basename(self.target) + ASIDE_MARK))
 
     def run(self):
         try:
@@ -112,13 +167,10 @@ class Swap(object):
         if os.path.lexists(self.target):
             if os.path.isdir(self.target) and not os.path.islink(self.target):
                 raise RestoreError("%s is a directory, not a file: choose the file path as the target" % self.target)
-            self.aside = aside_name(self.target)
-            self._keep(self.target, self.aside)
+            self.aside = self._keep_all()
         for suffix in self.companions:
             companion = self.target + suffix
             if os.path.lexists(companion):
-                if self.aside:
-                    self._keep(companion, self.aside + suffix)
                 os.unlink(companion)
         os.replace(self.staged, self.target)
         fsync_dir(os.path.dirname(self.target) or ".")

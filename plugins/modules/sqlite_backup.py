@@ -17,6 +17,9 @@ description:
     it through compression (and optional age encryption) to every repository in one pass, with the manifest written last.
   - The snapshot is a private scratch file in I(tmp_dir) (removed at the end); writers are held off only while it is
     copied locally, not during the upload.
+  - A backup killed before it could remove its scratch file (SIGKILL, OOM, power loss) leaves it behind; every run first
+    removes such leftovers of dead runs from I(tmp_dir). Scratch files are named after the process (pid and start time)
+    and flocked while in use, so the file of a running backup, another user's file or a symlink is never removed.
   - In check mode it validates the database and the repository options and returns where the set would be written.
 author:
   - lifeboat.backup maintainers (@lifeboat-backup)

@@ -5,6 +5,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import sqlite3
 import stat
 import tempfile
@@ -99,6 +100,71 @@ def copy_snapshot(path, scratch, busy_timeout, read_only=False, hint=""):
     return journal_mode
 
 
+SCRATCH_PREFIX = "lifeboat-sqlite-"
+# lifeboat-sqlite-<pid>-<process start, clock ticks since boot>-<mkstemp random>.db[-wal|-journal|-shm]
+_SCRATCH_NAME = re.compile(r"^lifeboat-sqlite-([0-9]+)-([0-9]+)-[A-Za-z0-9_]+\.db(-wal|-journal|-shm)?$")
+
+
+def process_start(pid):
+    """Start time of process `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot): with the pid it names
+    one process for good, as pids are reused. 0 where /proc cannot say."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def run_alive(pid, start):
+    """Whether the run that named a scratch file <pid>-<start> may still be running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, under another user
+    current = process_start(pid)
+    return not (start and current and current != start)  # a live pid with another start time is a reused pid
+
+
+def scratch_prefix():
+    return "%s%d-%d-" % (SCRATCH_PREFIX, os.getpid(), process_start(os.getpid()))
+
+
+def sweep_dead_scratch(directory):
+    """Remove the scratch snapshots (and their -wal/-journal/-shm) that killed backups (SIGKILL, OOM, power
+    loss) left in `directory`. Only names this module makes are considered, only regular files of this user,
+    and only when the run in the name is gone and nobody holds the file's flock (a live run holds it from
+    creation to removal). Returns the removed paths."""
+    removed = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return removed
+    for name in names:
+        match = _SCRATCH_NAME.match(name)
+        if not match or run_alive(int(match.group(1)), int(match.group(2))):
+            continue
+        candidate = os.path.join(directory, name)
+        try:
+            fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue  # gone meanwhile, a symlink (never ours), or not readable
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError when held: in use, left alone
+            os.unlink(candidate)
+            removed.append(candidate)
+        except OSError:
+            continue  # best effort: a later run tries again
+        finally:
+            os.close(fd)
+    return removed
+
+
 class SqliteSource(object):
     kind = "sqlite"
     extension = "db"
@@ -131,10 +197,13 @@ class SqliteSource(object):
     @contextlib.contextmanager
     def open(self):
         """Snapshot through the backup API into a private scratch file (the only consistent way to read
-        a live WAL database), check it, then stream it. Writers are held off only during the local copy."""
-        fd, scratch = tempfile.mkstemp(prefix="lifeboat-sqlite-", suffix=".db", dir=self.tmp_dir)
-        os.close(fd)
+        a live WAL database), check it, then stream it. Writers are held off only during the local copy.
+        The scratch file is named after this process and flocked while it exists, so a later run can tell it
+        from the leftovers of killed runs, which it removes first."""
+        sweep_dead_scratch(self.tmp_dir or tempfile.gettempdir())
+        fd, scratch = tempfile.mkstemp(prefix=scratch_prefix(), suffix=".db", dir=self.tmp_dir)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held until the file is gone (the fd closes last, below)
             self._journal_mode = copy_snapshot(self.path, scratch, self.busy_timeout)
             if self.verify:
                 self._verification = inspect(scratch, immutable=True)
@@ -148,6 +217,7 @@ class SqliteSource(object):
             for suffix in ("",) + COMPANIONS:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(scratch + suffix)
+            os.close(fd)
 
 
 def _staging_prefix(path):

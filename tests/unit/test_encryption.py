@@ -78,7 +78,7 @@ def test_round_trip_and_wrong_missing_identity(tmp_path):
     assert encrypted.startswith(b"age-encryption.org/v1\n") and plain[:64] not in encrypted
     assert read_all(codecs.decrypt_reader(io.BytesIO(encrypted), str(tmp_path / "id.txt"))) == plain
 
-    with pytest.raises(ToolError) as info:
+    with pytest.raises(ConfigError) as info:
         read_all(codecs.decrypt_reader(io.BytesIO(encrypted), str(tmp_path / "other.txt")))
     assert "does not match any recipient" in info.value.msg
     with pytest.raises(ConfigError) as info:
@@ -114,3 +114,73 @@ def test_pipeline_records_fingerprints_and_restores(tmp_path):
     with pytest.raises(IntegrityError) as info:
         fetch_to_file(repository, "enc", backup_set, io.BytesIO(), str(tmp_path / "id.txt"))
     assert "sha256 mismatch" in info.value.msg
+
+
+def wrong_identity_set(tmp_path):
+    """A zstd + age set encrypted to two recipients, and the repository it is in."""
+    keys = [keygen(tmp_path / "id1.txt"), keygen(tmp_path / "id2.txt")]
+    repository = Repository([LocalRepository(str(tmp_path / "repo"))])
+    run_backup(BytesSource(os.urandom(200000) * 3), repository, "enc", encryption={"age_recipients": keys})
+    return repository, find_set(repository, "enc", "fake"), keys
+
+
+def test_wrong_identity_says_so_and_lists_the_recipients_never_zstd(tmp_path):
+    """age's refusal is the cause: it is not buried under the decompressor's complaint about the missing input."""
+    repository, backup_set, keys = wrong_identity_set(tmp_path)
+    other = keygen(tmp_path / "other.txt")
+    with pytest.raises(ConfigError) as info:
+        fetch_to_file(repository, "enc", backup_set, io.BytesIO(), str(tmp_path / "other.txt"))
+    message = info.value.msg
+    assert "does not match any recipient" in message and "zstd" not in message, message
+    for fingerprint in backup_set.manifest["encryption"]["recipients"]:
+        assert fingerprint in message
+    assert codecs.recipient_fingerprint(other) in message  # the identity's own public key fingerprint
+    with open(str(tmp_path / "other.txt")) as handle:
+        secret = [line.strip() for line in handle if line.startswith("AGE-SECRET-KEY-")][0]
+    for needle in keys + [other, secret]:
+        assert needle not in message
+
+
+def test_wrong_identity_fails_before_age_runs(tmp_path, monkeypatch):
+    """A native age identity is compared with the manifest's fingerprints first: no download is decrypted."""
+    repository, backup_set, _keys = wrong_identity_set(tmp_path)
+    keygen(tmp_path / "other.txt")
+    started = []
+    real = codecs.ProcessReader
+
+    def recording(argv, *args, **kwargs):
+        started.append(argv[0])
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr(codecs, "ProcessReader", recording)
+    with pytest.raises(codecs.IdentityMismatchError):
+        fetch_to_file(repository, "enc", backup_set, io.BytesIO(), str(tmp_path / "other.txt"))
+    assert "age" not in started
+    # The right identity still passes the same check (it holds both keys' lines: one matches).
+    with open(str(tmp_path / "both.txt"), "w") as out:
+        for name in ("other.txt", "id2.txt"):
+            out.write(open(str(tmp_path / name)).read())
+    assert fetch_to_file(repository, "enc", backup_set, io.BytesIO(), str(tmp_path / "both.txt")) == 600000
+
+
+def test_ssh_identity_that_matches_nothing_is_named_by_age_refusal(tmp_path):
+    """SSH identities are not compared up front (no key is parsed here); age's own refusal gives the same message."""
+    if not shutil.which("ssh-keygen"):
+        pytest.fail("ssh-keygen is required (Debian/Ubuntu: apt-get install openssh-client)")
+    repository, backup_set, _keys = wrong_identity_set(tmp_path)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "ssh_id")], check=True)
+    with pytest.raises(ConfigError) as info:
+        fetch_to_file(repository, "enc", backup_set, io.BytesIO(), str(tmp_path / "ssh_id"))
+    assert "does not match any recipient" in info.value.msg and "zstd" not in info.value.msg, info.value.msg
+    assert all(f in info.value.msg for f in backup_set.manifest["encryption"]["recipients"])
+    assert codecs.identity_fingerprints(str(tmp_path / "ssh_id")) is None  # this path, not the check up front
+
+
+def test_damaged_ciphertext_reports_age_not_zstd(tmp_path):
+    public = keygen(tmp_path / "id.txt")
+    sealed = read_all(codecs.encrypt_reader(codecs.compress_reader(io.BytesIO(os.urandom(300000)), "zstd", 3),
+                                            [public]))
+    damaged = sealed[:-100] + bytes(100)
+    with pytest.raises(ToolError) as info:
+        read_all(codecs.decompress_reader(codecs.decrypt_reader(io.BytesIO(damaged), str(tmp_path / "id.txt")), "zstd"))
+    assert info.value.msg.startswith("age decryption failed") and "zstd" not in info.value.msg, info.value.msg

@@ -7,7 +7,9 @@ Both write standard zstd frames, so either reads what the other wrote.
 
 import hashlib
 import os
+import re
 import shutil
+import subprocess
 import zlib
 
 from .errors import ConfigError, IntegrityError, ToolError
@@ -149,6 +151,8 @@ class _ZstdErrors(_ErrorWrapper):
     def read(self, size=CHUNK):
         try:
             return self._reader.read(size)
+        except DecryptionError:
+            raise  # the stage before zstd failed: its error is the cause, whatever zstd made of the rest
         except ToolError as exc:
             raise IntegrityError("zstd data is corrupted or truncated (%s)" % exc.msg)
         except Exception as exc:  # pylint: disable=broad-except
@@ -189,22 +193,84 @@ def encrypt_reader(source, recipients):
     return ProcessReader(argv, "age encryption", stdin=source)
 
 
-def decrypt_reader(source, identity_file):
+class DecryptionError(ToolError):
+    """age could not decrypt the set (damaged data, an unreadable identity file). Raised as is through the
+    decompressor, whose own complaint about the missing or cut input would only hide the cause."""
+
+
+class IdentityMismatchError(ConfigError):
+    """The identity file holds no key for any recipient the set was encrypted to."""
+
+
+_FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{16}$")
+_NATIVE_IDENTITY = re.compile(r"^AGE-SECRET-KEY-1[0-9A-Z]+$")
+
+
+def identity_fingerprints(identity_file):
+    """Fingerprints of the recipients that `identity_file` decrypts for, or None when that cannot be told
+    without age itself: only files holding nothing but native X25519 identities (AGE-SECRET-KEY-1...) are
+    read here (age-keygen -y, no prompt); SSH keys, plugin and passphrase-protected identities are not."""
+    try:
+        with open(identity_file, "rb") as handle:
+            text = handle.read(1024 * 1024).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines or not all(_NATIVE_IDENTITY.match(line) for line in lines) or not shutil.which("age-keygen"):
+        return None
+    try:
+        proc = subprocess.run(["age-keygen", "-y", identity_file], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    publics = [line.strip() for line in proc.stdout.decode("ascii", "replace").splitlines() if line.strip()]
+    if proc.returncode != 0 or len(publics) != len(lines) or not all(p.startswith("age1") for p in publics):
+        return None
+    return [recipient_fingerprint(public) for public in publics]
+
+
+def _mismatch(identity_file, recipients, own=None):
+    """The error for an identity that matches none of the set's recipients: their fingerprints (from the
+    manifest, shown only in their own format) and the identity's, never a key."""
+    shown = [r for r in (recipients or []) if isinstance(r, str) and _FINGERPRINT.match(r)]
+    if shown:
+        theirs = ("the set was encrypted to the recipients with fingerprints %s (sha256 of each age_recipients "
+                  "entry at backup time): use the identity file of one of those" % ", ".join(shown))
+    else:
+        theirs = "use the identity file of a recipient the set was encrypted to"
+    mine = " (its public key fingerprint%s: %s)" % ("s" if len(own) > 1 else "", ", ".join(own)) if own else ""
+    return IdentityMismatchError("encryption.age_identity_file %s does not match any recipient of this set%s; %s; "
+                                 "nothing was changed" % (identity_file, mine, theirs))
+
+
+def decrypt_reader(source, identity_file, recipients=None):
+    """age decryption of `source`. `recipients`: the fingerprints the set's manifest records; with them an
+    identity that cannot match fails here, before any data is read, and age's own refusal names them too."""
     if not identity_file:
         raise ConfigError("this set is encrypted with age: set encryption.age_identity_file to the "
                           "identity (private key) file that matches one of its recipients")
     if not os.path.isfile(identity_file):
         raise ConfigError("encryption.age_identity_file %s does not exist" % identity_file)
+    if recipients:
+        own = identity_fingerprints(identity_file)
+        if own is not None and not set(own) & set(recipients):
+            raise _mismatch(identity_file, recipients, own)
     return _AgeErrors(ProcessReader(["age", "--decrypt", "--identity", identity_file], "age decryption", stdin=source,
-                                    buffered=False))
+                                    buffered=False), identity_file, recipients)
 
 
 class _AgeErrors(_ErrorWrapper):
+    def __init__(self, reader, identity_file, recipients):
+        super(_AgeErrors, self).__init__(reader)
+        self._identity_file = identity_file
+        self._recipients = recipients
+
     def read(self, size=CHUNK):
         try:
             return self._reader.read(size)
+        except DecryptionError:
+            raise
         except ToolError as exc:
             if "no identity matched" in exc.msg:
-                raise ToolError("age decryption failed: the identity file does not match any recipient of "
-                                "this set; use the identity whose public key was in age_recipients")
-            raise
+                raise _mismatch(self._identity_file, self._recipients)
+            raise DecryptionError(exc.msg, **exc.details)

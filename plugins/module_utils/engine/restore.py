@@ -129,7 +129,7 @@ def open_set(repository, job, backup_set, identity_file=None):
         stored = HashingReader(body)
         stream = stored
         if manifest.get("encryption"):
-            stream = decrypt_reader(stream, identity_file)
+            stream = decrypt_reader(stream, identity_file, manifest["encryption"].get("recipients"))
             stack.callback(stream.close)
         stream = decompress_reader(stream, manifest["compression"]["algorithm"])
         if hasattr(stream, "close"):

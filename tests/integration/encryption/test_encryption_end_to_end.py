@@ -110,6 +110,9 @@ def test_age_roundtrip_wrong_and_missing_identity(ansible, moto, s3, tmp_path):
                           "encryption": {"age_identity_file": str(tmp_path / "wrong.txt")}})
     assert out.get("failed")
     assert "does not match any recipient" in out["msg"], out["msg"]
+    assert "zstd" not in out["msg"] and "corrupted" not in out["msg"], out["msg"]  # age's refusal, not its effect
+    assert all(fingerprint in out["msg"] for fingerprint in encryption["recipients"]), out["msg"]
+    assert key1 not in out["msg"] and wrong_public not in out["msg"] and "AGE-SECRET-KEY" not in out["msg"]
     assert "Traceback" not in out["msg"]
     assert digest(db) == live and count(db) == 3001
     assert staging(tmp_path) == []

@@ -383,3 +383,26 @@ def test_same_size_rewrite_during_the_snapshot_is_reported_changed(tmp_path):
     assert os.path.getsize(str(big)) == 3 * directory.CHUNK
     assert len(head + rest) % tarfile.RECORDSIZE == 0
     assert source.verification()["changed"] == ["big.bin"]
+
+
+def test_snapshot_sweeps_sqlite_scratch_copies_of_killed_runs(tmp_path):
+    """dir_snapshot names and flocks its SQLite scratch copies like sqlite_backup, and removes dead runs' copies."""
+    root = str(tmp_path / "tree")
+    build_tree(root).close()
+    scratch_dir = tmp_path / "scratch"
+    scratch_dir.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid whose run is over
+    dead = scratch_dir / ("lifeboat-sqlite-%d-1-abc123.db" % gone.pid)
+    dead.write_bytes(b"SQLite format 3\0" + b"\0" * 4096)
+    unrelated = scratch_dir / "lifeboat-dir-notes.txt"
+    unrelated.write_text("not ours")
+    source = directory.DirectorySource(root, tmp_dir=str(scratch_dir))
+    source.check()
+    ours = "lifeboat-sqlite-%d-" % os.getpid()
+    seen = []
+    with source.open() as reader:
+        for _chunk in iter(lambda: reader.read(100000), b""):
+            seen.extend(name for name in os.listdir(str(scratch_dir)) if name.startswith(ours))
+    assert not dead.exists() and unrelated.read_text() == "not ours"
+    assert seen and sorted(os.listdir(str(scratch_dir))) == ["lifeboat-dir-notes.txt"]

@@ -19,7 +19,7 @@ import time
 from .errors import ConfigError, IntegrityError, LifeboatError, RestoreError, SourceError
 from .files import aside_name, fsync_dir
 from .restore import find_set, open_set, set_result
-from .sqlite import COMPANIONS, HEADER, copy_snapshot, inspect
+from .sqlite import COMPANIONS, HEADER, copy_snapshot, inspect, scratch_prefix, sweep_dead_scratch
 from .streams import CHUNK, IterReader, iter_chunks
 
 BLOCK = tarfile.BLOCKSIZE
@@ -179,6 +179,7 @@ class DirectorySource(object):
     @contextlib.contextmanager
     def open(self):
         self.check()
+        sweep_dead_scratch(self.tmp_dir or tempfile.gettempdir())  # SQLite scratch copies of killed runs
         chunks = self._archive()
         try:
             yield IterReader(chunks)
@@ -306,9 +307,10 @@ class DirectorySource(object):
         stats["total_bytes"] += size
 
     def _database(self, relpath, full, stats):
-        fd, scratch = tempfile.mkstemp(prefix="lifeboat-dir-sqlite-", suffix=".db", dir=self.tmp_dir)
-        os.close(fd)
+        # named and flocked like sqlite_backup's scratch copies, so a later run can tell a killed run's copy
+        fd, scratch = tempfile.mkstemp(prefix=scratch_prefix(), suffix=".db", dir=self.tmp_dir)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held until the copy is gone (fd closed last, below)
             try:
                 st = os.stat(full)
             except FileNotFoundError:
@@ -332,6 +334,7 @@ class DirectorySource(object):
             for suffix in ("",) + COMPANIONS:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(scratch + suffix)
+            os.close(fd)
 
 
 def _rewritten(before, after):

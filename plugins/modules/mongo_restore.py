@@ -17,8 +17,17 @@ description:
   - C(tar-layout) sets (built-in dumper) are restored with pymongo. Before the server is touched every BSON
     document's framing is checked and the per-collection document counts are compared with the manifest; after the
     restore each collection's count is checked again and indexes are rebuilt from the metadata.
+  - A set is untrusted input even with a good sha256. Before the server is touched every tar member must be a
+    regular file named C(<database>/<collection>.bson) or C(.metadata.json) (or a database directory), every
+    database and collection name must be valid and not a C(system.*) collection, the collections must be those
+    the manifest lists, collections of C(admin), C(local) and C(config) are restored only when that database is
+    named exactly in I(databases), and metadata may carry only the collection and index options lifeboat
+    re-creates and no server-side JavaScript (see I(allow_javascript)). Views and validators the set defines
+    are reported in a warning and in I(collections).
   - C(archive) sets (C(mongodump --archive)) are restored with C(mongorestore --archive --stopOnError), which reads
-    I(mongo_uri) from a temporary 0600 C(--config) file; its per-collection counts are compared with the manifest.
+    I(mongo_uri) from a temporary 0600 C(--config) file, with one exact C(--nsInclude) per namespace the manifest
+    lists and selects (validated as above) and C(--nsExclude=*.system.*); its per-collection counts are compared
+    with the manifest.
   - Collections that already exist and hold documents are replaced only with I(drop=true) (dropped right before
     their documents are inserted); otherwise the task fails before anything changes. Collections created by a
     restore that then fails are dropped again. A collection already replaced when a later one fails stays
@@ -52,9 +61,21 @@ options:
     default: {}
   oplog_replay:
     description:
-      - Replay the oplog captured with I(oplog=true) (C(mongorestore --oplogReplay)). Default true when the set has
-        an oplog and the whole set is restored.
+      - Replay the oplog captured with I(oplog=true) (C(mongorestore --oplogReplay)). Only for the whole set (no
+        I(databases), I(collections) or I(rename)).
+      - Off unless set to true, whatever the set says, as oplog entries are operations the server applies and may
+        write to any namespace, not only the restored ones. A set that holds an oplog which is not replayed
+        gives a warning.
     type: bool
+  allow_javascript:
+    description:
+      - A set's collection metadata may hold server-side JavaScript (C($where), C($function), C($accumulator) or
+        code values) in validators, view pipelines or index filters, which the server would run. Every set is
+        untrusted input, so by default such a set is refused before anything is changed.
+      - Set to true only for a set you trust whose collections use it. Applies to C(tar-layout) sets, whose
+        metadata lifeboat reads; the metadata of an C(archive) set is applied by C(mongorestore) itself.
+    type: bool
+    default: false
   server_selection_timeout_ms:
     description: How long to wait for a reachable server before failing, in milliseconds.
     type: int
@@ -133,11 +154,16 @@ method:
   type: str
   sample: builtin
 collections:
-  description: Each collection restored, from the set's namespace to the target one, with its document count.
+  description:
+    - Each collection restored, from the set's namespace to the target one, with its document count.
+    - C(view_on) and C(pipeline_stages) for a view the set defines, C(validator) when it defines a document
+      validator (C(tar-layout) sets).
   returned: success
   type: list
   elements: dict
-  sample: [{"source": "shop.orders", "target": "shop_inspect.orders", "documents": 120000, "replaces": false}]
+  sample: [{"source": "shop.orders", "target": "shop_inspect.orders", "documents": 120000, "replaces": false},
+           {"source": "shop.open_orders", "target": "shop_inspect.open_orders", "documents": 0, "replaces": false,
+            "view_on": "shop.orders", "pipeline_stages": 1}]
 verification:
   description: Checks passed; C(document_counts) are counted on the server after the restore.
   returned: success
@@ -160,6 +186,7 @@ def main():
         drop=dict(type="bool", default=False),
         rename=dict(type="dict", default={}),
         oplog_replay=dict(type="bool"),
+        allow_javascript=dict(type="bool", default=False),
         server_selection_timeout_ms=dict(type="int", default=5000),
         tmp_dir=dict(type="path"),
     )

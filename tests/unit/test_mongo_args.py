@@ -49,11 +49,13 @@ def test_mongodump_inexpressible_selection(selection):
 
 def test_mongorestore_args():
     assert mongorestore_args(CFG, "/stage/set.archive") == [
-        "mongorestore", "--config=/tmp/lb.yaml", "--archive=/stage/set.archive", "--stopOnError"]
+        "mongorestore", "--config=/tmp/lb.yaml", "--archive=/stage/set.archive", "--stopOnError",
+        "--nsExclude=*.system.*"]
     assert mongorestore_args(CFG, "/s.archive", include=["shop.orders", "crm.*"], rename={"shop": "shop2", "crm": "c2"},
                              drop=True) == [
         "mongorestore", "--config=/tmp/lb.yaml", "--archive=/s.archive", "--stopOnError", "--nsInclude=shop.orders",
-        "--nsInclude=crm.*", "--nsFrom=crm.*", "--nsTo=c2.*", "--nsFrom=shop.*", "--nsTo=shop2.*", "--drop"]
+        "--nsInclude=crm.*", "--nsExclude=*.system.*", "--nsFrom=crm.*", "--nsTo=c2.*", "--nsFrom=shop.*",
+        "--nsTo=shop2.*", "--drop"]
     assert mongorestore_args(CFG, "/s.archive", oplog_replay=True)[-1] == "--oplogReplay"
 
 

@@ -39,7 +39,8 @@ if os.environ.get("FAKE_FAIL"):
 if tool == "mongodump":
     sys.stdout.buffer.write(%(payload)r)
     sys.stderr.write("2026-01-01T00:00:00.000+0000\tdone dumping shop.items (3 documents)\n"
-                     "2026-01-01T00:00:00.000+0000\tdone dumping shop.users (1 document)\n")
+                     "2026-01-01T00:00:00.000+0000\tdone dumping shop.users (1 document)\n"
+                     + os.environ.get("FAKE_EXTRA_LOG", ""))
 else:
     sys.stderr.write("2026-01-01T00:00:00.000+0000\tfinished restoring shop2.items (3 documents, 0 failures)\n"
                      "2026-01-01T00:00:00.000+0000\tfinished restoring shop2.users (1 document, 0 failures)\n"
@@ -102,7 +103,8 @@ def test_mongodump_and_mongorestore_get_the_uri_only_through_a_0600_config_file(
     record = load(fake_tools, "mongorestore")
     argv = record["argv"][1:]
     assert argv[0] == "--config=%s" % record["config_path"] and argv[1].startswith("--archive=%s/" % scratch)
-    assert argv[2:] == ["--stopOnError", "--nsFrom=shop.*", "--nsTo=shop2.*", "--drop"]
+    assert argv[2:] == ["--stopOnError", "--nsInclude=shop.items", "--nsInclude=shop.users", "--nsExclude=*.system.*",
+                        "--nsFrom=shop.*", "--nsTo=shop2.*", "--drop"]
     assert not any(SECRET in arg for arg in record["argv"]) and record["mode"] == 0o600
     assert record["archive_sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
     assert os.listdir(str(scratch)) == []
@@ -130,3 +132,37 @@ def test_builtin_method_without_pymongo_says_what_to_install(monkeypatch):
     with pytest.raises(LifeboatError) as caught:
         source.check()
     assert "pymongo is not installed" in caught.value.msg and "pip install pymongo" in caught.value.msg
+
+
+def test_oplog_of_a_set_is_replayed_only_when_asked(fake_tools, tmp_path):
+    """A manifest saying oplog: true is the set's word, not the operator's: no --oplogReplay unless oplog_replay."""
+    repo = Repository.from_options(dest=str(tmp_path / "repo"), s3=None)
+    run_backup(mongo.source_from_options({"mongo_uri": URI, "oplog": True, "method": "mongodump"}), repo, "mongo-cli")
+    options = {"job": "mongo-cli", "mongo_uri": URI, "drop": True}
+    result = mongo.restore_from_options(repo, options, check_mode=True)
+    assert any("holds an oplog, which was not replayed" in warning for warning in result["warnings"])
+    with pytest.raises(LifeboatError):  # the fake tool reports shop2.* counts, which do not match: argv is recorded
+        mongo.restore_from_options(repo, options)
+    argv = load(fake_tools, "mongorestore")["argv"]
+    assert "--oplogReplay" not in argv
+    assert "--nsInclude=shop.items" in argv and "--nsInclude=shop.users" in argv
+    with pytest.raises(LifeboatError):
+        mongo.restore_from_options(repo, {"job": "mongo-cli", "mongo_uri": URI, "drop": True, "oplog_replay": True})
+    assert "--oplogReplay" in load(fake_tools, "mongorestore")["argv"]
+
+
+@pytest.mark.parametrize("extra, words", [
+    ("\tdone dumping admin.system.users (1 document)\n", ["system collection"]),
+    ("\tdone dumping admin.settings (1 document)\n", ["name admin exactly in databases"]),
+])
+def test_archive_namespaces_are_checked_before_mongorestore_runs(fake_tools, tmp_path, monkeypatch, extra, words):
+    """The manifest's namespaces decide the exact --nsInclude list; a system or admin namespace stops the restore
+    before mongorestore starts (it would restore users and roles from the archive)."""
+    monkeypatch.setenv("FAKE_EXTRA_LOG", "2026-01-01T00:00:00.000+0000" + extra)
+    repo = Repository.from_options(dest=str(tmp_path / "repo"), s3=None)
+    run_backup(mongo.source_from_options({"mongo_uri": URI, "method": "mongodump"}), repo, "mongo-cli")
+    with pytest.raises(LifeboatError) as caught:
+        mongo.restore_from_options(repo, {"job": "mongo-cli", "mongo_uri": URI, "drop": True})
+    for word in words:
+        assert word in caught.value.msg
+    assert not (fake_tools / "mongorestore.json").exists()

@@ -13,10 +13,11 @@ import tarfile
 import tempfile
 
 from .errors import ConfigError, IntegrityError, RestoreError, SourceError, ToolError
-from .mongo_format import (DEFAULT_URI, EXTENSIONS, FORMAT_ARCHIVE, FORMAT_TAR, MIN_TOOLS_VERSION, Selection,
-                           TarStream, iter_bson, matches, member_path, mongodump_args, mongorestore_args,
-                           parse_dump_counts, parse_member, parse_restore_counts, parse_tools_version, redact_uri,
-                           scrub, split_uri, with_uri_option, write_tool_config)
+from .mongo_format import (DEFAULT_URI, EXTENSIONS, FORMAT_ARCHIVE, FORMAT_TAR, MAX_METADATA, MIN_TOOLS_VERSION,
+                           SYSTEM_DATABASES, Selection, TarStream, check_metadata, check_names, check_namespace,
+                           database_name_problem, iter_bson, matches, member_path, mongodump_args, mongorestore_args,
+                           ns_pattern, parse_dump_counts, parse_member, parse_restore_counts, parse_tools_version,
+                           redact_uri, scrub, split_uri, with_uri_option, write_tool_config)
 from .process import ProcessReader, run_tool
 from .restore import fetch_to_file, find_set, set_result
 from .streams import CHUNK, IterReader
@@ -385,33 +386,59 @@ class _ScrubbingReader(object):
 # ====================================================================== restore
 
 
-def _read_layout(path, where):
-    """Walk a staged tar-layout set: {namespace: {database, collection, metadata, member, count}}.
-    Every BSON document's framing is checked, so a damaged set fails here, before the server is touched."""
+def _read_layout(path, where, allow_javascript=False):
+    """Walk a staged tar-layout set: {namespace: {database, collection, metadata, member, count, creates}}.
+    The set is untrusted even with a good sha256: every member must be a regular file or directory named exactly
+    as the layout names them (no links, no '..', no other files), every name must be one MongoDB accepts and
+    lifeboat restores (never system.*), metadata only what lifeboat re-creates, and every BSON document's
+    framing is checked, so a bad set fails here, before the server is touched. Members are read in memory,
+    never extracted to disk."""
     entries = {}
+
+    def refuse(member, why):
+        raise IntegrityError("set %s holds tar member %r, which %s; nothing was changed: restore another set"
+                             % (where, member.name, why))
+
     try:
         with tarfile.open(path, "r:") as tar:
             for member in tar:
-                parsed = parse_member(member.name)
-                if not member.isfile() or parsed is None:
+                if member.isdir():
+                    name = member.name[:-1] if member.name.endswith("/") else member.name
+                    if database_name_problem(name):
+                        refuse(member, "is not a database directory of the layout")
                     continue
+                if not member.isfile():
+                    refuse(member, "is not a regular file (links and devices are never part of a set)")
+                parsed = parse_member(member.name)
+                if parsed is None:
+                    refuse(member, "is not <database>/<collection>.bson or .metadata.json")
                 database, collection, kind = parsed
+                check_names(database, collection, "tar member %r of set %s" % (member.name, where))
                 namespace = "%s.%s" % (database, collection)
                 entry = entries.setdefault(namespace, {"database": database, "collection": collection,
-                                                       "metadata": None, "member": None, "count": 0})
+                                                       "metadata": None, "member": None, "count": 0, "creates": {}})
+                if entry["member" if kind == "bson" else "metadata"] is not None:
+                    refuse(member, "appears twice")
                 handle = tar.extractfile(member)
                 if kind == "metadata":
-                    raw = handle.read(16 * 1024 * 1024)
+                    if member.size > MAX_METADATA:
+                        refuse(member, "is larger than %d bytes" % MAX_METADATA)
                     try:
-                        entry["metadata"] = json_util.loads(raw.decode("utf-8"))
+                        entry["metadata"] = json_util.loads(handle.read(MAX_METADATA).decode("utf-8"))
                     except Exception as exc:  # pylint: disable=broad-except
-                        raise IntegrityError("%s in set %s is not valid metadata JSON (%s)" % (member.name, where, exc))
+                        raise IntegrityError("%s in set %s is not valid metadata JSON (%s: %s)"
+                                             % (member.name, where, type(exc).__name__, str(exc)[:200]))
+                    entry["creates"] = check_metadata(entry["metadata"], namespace, allow_javascript)
                 else:
                     entry["member"] = member.name
                     entry["count"] = sum(1 for _doc in iter_bson(handle, "%s in set %s" % (member.name, where)))
     except tarfile.TarError as exc:
         raise IntegrityError("set %s is not a readable tar stream (%s): the artifact is damaged; restore another "
                              "set" % (where, exc))
+    for namespace, entry in entries.items():
+        if entry["member"] and (entry["metadata"] or {}).get("type") == "view":
+            raise IntegrityError("set %s holds documents for %s, which its metadata calls a view; nothing was "
+                                 "changed: restore another set" % (where, namespace))
     return entries
 
 
@@ -433,21 +460,44 @@ def _targets(names, rename):
     return out
 
 
-def _select_restore(names, databases, collections):
+def _select_restore(names, databases, collections, where):
+    """The namespaces of a set to restore. admin, local and config are restored only when named exactly in
+    `databases`: a set must not slip collections into them through a default or a glob."""
     selected = []
     for namespace in sorted(names):
-        database = namespace.split(".", 1)[0]
+        database = check_namespace(namespace, "set %s" % where)[0]
         if databases and not matches(databases, database):
             continue
         if collections and not matches(collections, namespace):
             continue
+        if database in SYSTEM_DATABASES and database not in databases:
+            raise IntegrityError("set %s holds %s, in the server's own database %s; nothing was changed: name %s "
+                                 "exactly in databases to restore it, or select the other databases"
+                                 % (where, namespace, database, database))
         selected.append(namespace)
     return selected
 
 
+def _creations_warning(layout, selected, targets, where):
+    """Views and validators are code-like definitions from the set: say which ones the restore creates."""
+    made = []
+    for namespace in selected:
+        creates = layout[namespace].get("creates") or {}
+        if "view_on" in creates:
+            made.append("view %s on %s (%d pipeline stage(s))" % (targets[namespace], creates["view_on"],
+                                                                 creates["pipeline_stages"]))
+        if creates.get("validator"):
+            made.append("a document validator on %s" % targets[namespace])
+    if not made:
+        return []
+    return ["set %s creates %s, as its metadata defines them: check they are what you expect" % (
+        where, "; ".join(made))]
+
+
 def restore_mongo(repository, job, uri=None, backup="latest", before=None, identity_file=None, databases=None,
                   collections=None, drop=False, rename=None, oplog_replay=None,
-                  server_selection_timeout_ms=DEFAULT_TIMEOUT_MS, tmp_dir=None, check_mode=False):
+                  server_selection_timeout_ms=DEFAULT_TIMEOUT_MS, tmp_dir=None, allow_javascript=False,
+                  check_mode=False):
     """Restore a set into the server at `uri`. The set is downloaded and checked (sha256, framing, document
     counts) before the server is touched; collections that exist and hold documents are replaced only with
     `drop`."""
@@ -457,9 +507,10 @@ def restore_mongo(repository, job, uri=None, backup="latest", before=None, ident
     collections = Selection(collections=collections).collections
     rename = dict((str(k), str(v)) for k, v in (rename or {}).items())
     for source, target in rename.items():
-        if not source or not target or "." in source + target or "/" in source + target:
+        if database_name_problem(source) or database_name_problem(target):
             raise ConfigError("rename maps database names to database names, such as {shop: shop_restored}; "
-                              "%r: %r is not" % (source, target))
+                              "%r: %r is not (%s)" % (source, target,
+                                                      database_name_problem(source) or database_name_problem(target)))
     if tmp_dir and not os.path.isdir(tmp_dir):
         raise ConfigError("tmp_dir %s does not exist" % tmp_dir)
     backup_set = find_set(repository, job, KIND, backup, before)
@@ -475,10 +526,10 @@ def restore_mongo(repository, job, uri=None, backup="latest", before=None, ident
             fetch_to_file(repository, job, backup_set, handle, identity_file)
         if fmt == FORMAT_TAR:
             result.update(_restore_tar(staged, manifest, uri, databases, collections, drop, rename,
-                                       server_selection_timeout_ms, check_mode, backup_set.set_id))
+                                       server_selection_timeout_ms, check_mode, backup_set.set_id, allow_javascript))
         else:
             result.update(_restore_archive(staged, manifest, uri, databases, collections, drop, rename, oplog_replay,
-                                           server_selection_timeout_ms, tmp_dir, check_mode))
+                                           server_selection_timeout_ms, tmp_dir, check_mode, backup_set.set_id))
         return result
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -502,25 +553,30 @@ def _refuse_existing(existing, drop):
                            "to replace them, or restore into another database with rename" % busy)
 
 
-def _restore_tar(staged, manifest, uri, databases, collections, drop, rename, timeout_ms, check_mode, set_id):
+def _restore_tar(staged, manifest, uri, databases, collections, drop, rename, timeout_ms, check_mode, set_id,
+                 allow_javascript=False):
     require_pymongo("restoring a MongoDB set in tar-layout format")
-    layout = _read_layout(staged, set_id)
+    layout = _read_layout(staged, set_id, allow_javascript)
     recorded = (manifest.get("verification") or {}).get("document_counts")
     actual = dict((ns, entry["count"]) for ns, entry in layout.items() if entry["member"])
     _check_counts(recorded, actual, "the stored data", set_id)
-    selected = _select_restore(layout.keys(), databases, collections)
+    if isinstance(recorded, dict) and set(actual) - set(recorded):
+        raise IntegrityError("set %s holds collections its manifest does not list (%s); nothing was changed: "
+                             "restore another set" % (set_id, ", ".join(sorted(set(actual) - set(recorded)))))
+    selected = _select_restore(layout.keys(), databases, collections, set_id)
     if not selected:
         raise ConfigError("no collection of set %s matches databases %s / collections %s; the set holds %s"
                           % (set_id, databases, collections, ", ".join(sorted(layout)) or "nothing"))
     targets = _targets(selected, rename)
+    warnings = _creations_warning(layout, selected, targets, set_id)
     client = connect(uri, timeout_ms, "restore to")
     try:
         existing = dict((targets[ns], _existing(client, targets[ns], uri)) for ns in selected)
         _refuse_existing(existing, drop)
-        plan = [{"source": ns, "target": targets[ns], "documents": layout[ns]["count"],
-                 "replaces": existing[targets[ns]] is not None} for ns in selected]
+        plan = [dict({"source": ns, "target": targets[ns], "documents": layout[ns]["count"],
+                      "replaces": existing[targets[ns]] is not None}, **layout[ns]["creates"]) for ns in selected]
         if check_mode:
-            return {"collections": plan, "method": "builtin",
+            return {"collections": plan, "method": "builtin", "warnings": warnings,
                     "verification": {"sha256": "ok", "document_counts": {targets[ns]: layout[ns]["count"] for ns in selected}}}
         done = []
         created = []
@@ -553,7 +609,7 @@ def _restore_tar(staged, manifest, uri, databases, collections, drop, rename, ti
         if any(counts.get(target) != count for target, count in expected.items()):
             raise RestoreError("restored collections hold %s documents but the set has %s: another writer was "
                                "active during the restore, or the server dropped writes" % (counts, expected))
-        return {"collections": plan, "method": "builtin",
+        return {"collections": plan, "method": "builtin", "warnings": warnings,
                 "verification": {"sha256": "ok", "document_counts": counts, "indexes": indexes}}
     finally:
         client.close()
@@ -601,25 +657,36 @@ def _restore_collection(client, tar, entry, target, drop, uri, set_id):
 
 
 def _restore_archive(staged, manifest, uri, databases, collections, drop, rename, oplog_replay, timeout_ms, tmp_dir,
-                     check_mode):
+                     check_mode, set_id):
     binary = which("mongorestore")
     if not binary:
         raise ToolError("mongorestore is not installed or not on PATH: this set was written by mongodump --archive "
                         "and needs the MongoDB Database Tools to restore; install them on this host")
     check_tools_version("mongorestore", tools_version(binary))
     recorded = (manifest.get("verification") or {}).get("document_counts") or {}
-    include = ["%s.*" % name for name in databases] + list(collections)
-    if databases and collections:
-        include = [pattern for pattern in collections if matches(databases, pattern.split(".", 1)[0])]
+    if not isinstance(recorded, dict) or not recorded:
+        raise IntegrityError("set %s records no namespaces (verification.document_counts); lifeboat restores only "
+                             "the namespaces a set lists: restore another set" % set_id)
+    selected = _select_restore(recorded.keys(), databases, collections, set_id)
+    if not selected:
+        raise ConfigError("no collection of set %s matches databases %s / collections %s; the set holds %s"
+                          % (set_id, databases, collections, ", ".join(sorted(recorded))))
+    # mongorestore gets the exact namespaces, never "everything in the archive": an archive holding more than
+    # its manifest lists (admin.system.users...) restores only what was checked here
+    include = [ns_pattern(namespace) for namespace in selected]
     had_oplog = bool((manifest.get("source") or {}).get("oplog"))
+    warnings = []
     if oplog_replay is None:
-        oplog_replay = had_oplog and not include and not rename
+        # the set says it has an oplog; whether to apply it is never the set's decision
+        oplog_replay = False
+        if had_oplog:
+            warnings.append("set %s holds an oplog, which was not replayed: set oplog_replay: true to apply it (its "
+                            "entries may write to any namespace of the server)" % set_id)
     if oplog_replay and not had_oplog:
         raise ConfigError("oplog_replay needs a set dumped with oplog: true")
-    if oplog_replay and (include or rename):
+    if oplog_replay and (databases or collections or rename):
         raise ConfigError("oplog_replay restores the whole set: it cannot be combined with databases, collections "
                           "or rename")
-    selected = _select_restore(recorded.keys(), databases, collections)
     targets = _targets(selected, rename)
     if HAS_PYMONGO:
         client = connect(uri, timeout_ms, "restore to")
@@ -630,7 +697,7 @@ def _restore_archive(staged, manifest, uri, databases, collections, drop, rename
         _refuse_existing(existing, drop)
     plan = [{"source": ns, "target": targets[ns], "documents": recorded[ns]} for ns in selected]
     if check_mode:
-        return {"collections": plan, "method": "mongorestore",
+        return {"collections": plan, "method": "mongorestore", "warnings": warnings,
                 "verification": {"sha256": "ok", "document_counts": {targets[ns]: recorded[ns] for ns in selected}}}
     config = write_tool_config(with_uri_option(uri, "serverSelectionTimeoutMS", timeout_ms), tmp_dir)
     try:
@@ -654,7 +721,7 @@ def _restore_archive(staged, manifest, uri, databases, collections, drop, rename
     if expected and counts != expected:
         raise RestoreError("mongorestore restored %s documents per collection but the manifest recorded %s"
                            % (counts, expected))
-    return {"collections": plan, "method": "mongorestore",
+    return {"collections": plan, "method": "mongorestore", "warnings": warnings,
             "verification": {"sha256": "ok", "document_counts": counts}}
 
 
@@ -680,4 +747,5 @@ def restore_from_options(repository, options, check_mode=False):
                          drop=options.get("drop", False), rename=options.get("rename"),
                          oplog_replay=options.get("oplog_replay"),
                          server_selection_timeout_ms=options.get("server_selection_timeout_ms") or DEFAULT_TIMEOUT_MS,
-                         tmp_dir=options.get("tmp_dir"), check_mode=check_mode)
+                         tmp_dir=options.get("tmp_dir"), allow_javascript=bool(options.get("allow_javascript")),
+                         check_mode=check_mode)

@@ -21,7 +21,8 @@ MIN_TOOLS_VERSION = (100, 3, 0)  # --config with `uri:` appeared in the Database
 
 BLOCK = 512
 RECORD = 20 * BLOCK
-MAX_BSON = 48 * 1024 * 1024  # a document is at most 16 MiB; anything larger is damage
+MAX_BSON = 16 * 1024 * 1024 + 16 * 1024  # the server's own ceiling (BSONObjMaxInternalSize): larger is damage
+MAX_METADATA = 16 * 1024 * 1024
 
 _SECRET_PARAMS = ("password", "authmechanismproperties", "tlscertificatekeyfilepassword", "sslpemkeypassword",
                   "token", "secret")
@@ -242,6 +243,8 @@ def mongorestore_args(config_file, archive, include=None, rename=None, drop=Fals
     argv = [binary, "--config=%s" % config_file, "--archive=%s" % archive, "--stopOnError"]
     for pattern in include or []:
         argv.append("--nsInclude=%s" % pattern)
+    # belt and braces beside the exact --nsInclude list: users, roles, stored JavaScript are never restored
+    argv.append("--nsExclude=*.system.*")
     for source, target in sorted((rename or {}).items()):
         argv += ["--nsFrom=%s.*" % source, "--nsTo=%s.*" % target]
     if drop:
@@ -265,6 +268,11 @@ def parse_restore_counts(log):
 
 
 # ---------------------------------------------------------------- tar stream of the directory layout
+
+
+def ns_pattern(namespace):
+    """A namespace as an exact mongorestore --nsInclude pattern (its '*' and '\\' escaped)."""
+    return namespace.replace("\\", "\\\\").replace("*", "\\*")
 
 
 def escape_collection(name):
@@ -327,18 +335,159 @@ def member_path(database, collection, suffix):
 
 
 def parse_member(name):
-    """(database, collection, kind) for a layout member name; kind is 'bson' or 'metadata', else None."""
-    name = name.lstrip("./")
-    if "/" not in name:
+    """(database, collection, kind) for a layout member name `<db>/<escaped coll>.bson|.metadata.json`; kind is
+    'bson' or 'metadata', else None. No leading './' or '/', no other depth: a set's member names are taken
+    exactly as the dumper writes them."""
+    database, sep, rest = name.partition("/")
+    if not sep or "/" in rest:
         return None
-    database, _sep, rest = name.partition("/")
-    if "/" in rest:
-        return None
-    if rest.endswith(".metadata.json"):
-        return database, unescape_collection(rest[:-len(".metadata.json")]), "metadata"
-    if rest.endswith(".bson"):
-        return database, unescape_collection(rest[:-len(".bson")]), "bson"
+    for suffix, kind in ((".metadata.json", "metadata"), (".bson", "bson")):
+        if rest.endswith(suffix) and len(rest) > len(suffix):
+            return database, unescape_collection(rest[:-len(suffix)]), kind
     return None
+
+
+# ---------------------------------------------------------------- names and metadata read from a set
+
+_DATABASE_FORBIDDEN = set('/\\. "$*<>:|?\0')
+MAX_DATABASE_BYTES = 63
+MAX_NAMESPACE_BYTES = 255
+# collection options lifeboat re-creates; anything else in a set's metadata is refused (engine configuration
+# strings, encryption settings, options of future servers it cannot judge)
+COLLECTION_OPTIONS = frozenset(("capped", "size", "max", "validator", "validationLevel", "validationAction",
+                                "collation", "viewOn", "pipeline", "timeseries", "expireAfterSeconds",
+                                "clusteredIndex", "changeStreamPreAndPostImages"))
+INDEX_OPTIONS = frozenset(("v", "key", "name", "ns", "background", "unique", "sparse", "expireAfterSeconds",
+                           "partialFilterExpression", "collation", "weights", "default_language", "language_override",
+                           "textIndexVersion", "2dsphereIndexVersion", "bits", "min", "max", "hidden",
+                           "wildcardProjection", "bucketSize", "prepareUnique", "clustered"))
+METADATA_KEYS = frozenset(("indexes", "collectionName", "type", "options", "uuid"))
+COLLECTION_TYPES = ("collection", "view", "timeseries")
+JAVASCRIPT_OPERATORS = frozenset(("$where", "$function", "$accumulator"))
+
+
+def database_name_problem(name):
+    """Why `name` is not a database name MongoDB accepts (None when it is)."""
+    if not isinstance(name, str) or not name:
+        return "empty"
+    if len(name.encode("utf-8")) > MAX_DATABASE_BYTES:
+        return "longer than %d bytes" % MAX_DATABASE_BYTES
+    bad = sorted(set(name) & _DATABASE_FORBIDDEN)
+    if bad:
+        return "holds %s" % ", ".join(repr(char) for char in bad)
+    return None
+
+
+def collection_name_problem(database, name):
+    """Why `name` may not be restored as a collection of `database` (None when it may): system collections
+    (users, roles, JavaScript, profiles...) are never written from a set."""
+    if not isinstance(name, str) or not name:
+        return "empty"
+    if "\0" in name or "$" in name:
+        return "holds '$' or NUL"
+    if name.startswith("system."):
+        return "a system collection"
+    if len(("%s.%s" % (database, name)).encode("utf-8")) > MAX_NAMESPACE_BYTES:
+        return "namespace longer than %d bytes" % MAX_NAMESPACE_BYTES
+    return None
+
+
+def check_namespace(namespace, where):
+    """(database, collection) of a namespace read from a set, or IntegrityError."""
+    if not isinstance(namespace, str) or "." not in namespace:
+        raise IntegrityError("%s names %r, which is not a namespace <database>.<collection>; nothing was changed: "
+                             "restore another set" % (where, namespace))
+    return check_names(*namespace.split(".", 1), where=where)
+
+
+def check_names(database, collection, where):
+    """(database, collection) when both may be restored, or IntegrityError naming the problem."""
+    problem = database_name_problem(database)
+    if problem:
+        raise IntegrityError("%s names database %r, which is not a valid database name (%s); nothing was changed: "
+                             "restore another set" % (where, database, problem))
+    problem = collection_name_problem(database, collection)
+    if problem:
+        raise IntegrityError("%s names collection %r of %s, which lifeboat never restores (%s); nothing was "
+                             "changed: restore another set" % (where, collection, database, problem))
+    return database, collection
+
+
+def _javascript_in(value):
+    """The first server-side JavaScript found in a decoded metadata value: an operator ($where, $function,
+    $accumulator) or a BSON Code value; None when there is none. Iterative, so nesting cannot exhaust the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if key in JAVASCRIPT_OPERATORS:
+                    return key
+                pending.append(inner)
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+        elif type(item).__name__ == "Code":  # bson.code.Code ($code in extended JSON)
+            return "a JavaScript code value"
+    return None
+
+
+def check_metadata(metadata, namespace, allow_javascript=False):
+    """Validate one `<coll>.metadata.json` read from a set, before anything touches the server. Returns what it
+    would create beyond documents and indexes: {"view_on", "pipeline_stages", "validator"}; IntegrityError for
+    options lifeboat does not re-create and, unless `allow_javascript`, for server-side JavaScript."""
+    where = "metadata of %s" % namespace
+    database, collection = namespace.split(".", 1)
+
+    def refuse(why):
+        raise IntegrityError("%s in the set %s; nothing was changed: restore another set" % (where, why))
+
+    if not isinstance(metadata, dict):
+        refuse("is not a JSON object")
+    unknown = sorted(set(metadata) - METADATA_KEYS)
+    if unknown:
+        refuse("holds keys lifeboat does not write (%s)" % ", ".join(unknown))
+    if metadata.get("collectionName", collection) != collection:
+        refuse("names another collection (%r)" % metadata.get("collectionName"))
+    kind = metadata.get("type", "collection")
+    if kind not in COLLECTION_TYPES:
+        refuse("has type %r (expected one of %s)" % (kind, ", ".join(COLLECTION_TYPES)))
+    options = metadata.get("options") or {}
+    if not isinstance(options, dict):
+        refuse("has options that are not an object")
+    unknown = sorted(set(options) - COLLECTION_OPTIONS)
+    if unknown:
+        refuse("carries collection options lifeboat does not restore (%s)" % ", ".join(unknown))
+    indexes = metadata.get("indexes") or []
+    if not isinstance(indexes, list):
+        refuse("has indexes that are not a list")
+    for index in indexes:
+        if not isinstance(index, dict) or not isinstance(index.get("key"), dict) or not index["key"]:
+            refuse("has an index without a key document")
+        unknown = sorted(set(index) - INDEX_OPTIONS)
+        if unknown:
+            refuse("has index options lifeboat does not restore (%s)" % ", ".join(unknown))
+        if not isinstance(index.get("name", ""), str):
+            refuse("has an index whose name is not a string")
+    view_on = options.get("viewOn")
+    if (kind == "view") != (view_on is not None):
+        refuse("is a view without viewOn, or has viewOn without being a view")
+    summary = {}
+    if view_on is not None:
+        pipeline = options.get("pipeline", [])
+        if not isinstance(view_on, str) or collection_name_problem(database, view_on) \
+                or not isinstance(pipeline, list):
+            refuse("defines a view on %r with a pipeline that is not a list of stages" % (view_on,))
+        summary["view_on"] = "%s.%s" % (database, view_on)
+        summary["pipeline_stages"] = len(pipeline)
+    elif "pipeline" in options:
+        refuse("has a pipeline but is not a view")
+    if options.get("validator"):
+        summary["validator"] = True
+    javascript = _javascript_in([options, indexes])
+    if javascript and not allow_javascript:
+        refuse("holds server-side JavaScript (%s), which the server would run: set allow_javascript: true "
+               "only for a set you trust" % javascript)
+    return summary
 
 
 def iter_bson(handle, where):

@@ -16,7 +16,7 @@ description:
   - The set is untrusted input. Members with absolute paths, C(..) segments, paths below a symlink of the archive, a
     directory member where the archive made a symlink, hard links, devices and FIFOs, and members nested more than
     512 levels deep are refused (path traversal); the task fails and the live tree is untouched.
-  - Symlinks are restored as symlinks, never followed: every directory below the staging tree is opened without
+  - Symlinks are restored as symlinks and never followed; every directory below the staging tree is opened without
     following symlinks, files are created with C(O_EXCL|O_NOFOLLOW), and owners, modes and mtimes are set on the open
     file or directory (C(lchown) for symlinks), so nothing outside the restored tree is written, chmod'ed or chown'ed.
   - Setuid bits, and setgid bits of files, are removed unless I(keep_setuid=true); the result lists the entries

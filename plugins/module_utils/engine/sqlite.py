@@ -29,9 +29,31 @@ def file_uri(path, query=""):
     return "file:%s%s" % (escaped, "?" + query if query else "")
 
 
-def inspect(path, immutable=False):
-    """integrity_check result and row counts per table of the database at `path`."""
+def _open_untrusted(path, immutable):
+    """A read-only connection hardened as SQLite advises for databases from elsewhere ("Defense against the
+    dark arts"): the schema may not call functions that are not innocuous, cell sizes are checked as pages are
+    read, no memory map, no writes; defensive mode where Python exposes it (3.12+). Extensions stay disabled
+    (Python never enables loading them unless asked)."""
     conn = sqlite3.connect(file_uri(path, "immutable=1" if immutable else "mode=ro"), uri=True)
+    try:
+        for pragma in ("trusted_schema=OFF", "cell_size_check=ON", "mmap_size=0", "query_only=ON"):
+            conn.execute("PRAGMA " + pragma)
+        if hasattr(conn, "setconfig") and hasattr(sqlite3, "SQLITE_DBCONFIG_DEFENSIVE"):
+            conn.setconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE, True)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def inspect(path, immutable=False):
+    """integrity_check result and row counts per table of the database at `path`. The file may come from a
+    backup set, so it is opened as untrusted and a file SQLite cannot read is a failed check, never an
+    exception."""
+    try:
+        conn = _open_untrusted(path, immutable)
+    except sqlite3.Error as exc:
+        return {"integrity_check": "not a readable SQLite database (%s)" % exc, "row_counts": {}, "page_size": None}
     try:
         problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
         tables = [row[0] for row in conn.execute(
@@ -40,9 +62,11 @@ def inspect(path, immutable=False):
         for table in tables:
             try:
                 counts[table] = conn.execute("SELECT count(*) FROM %s" % _quote(table)).fetchone()[0]
-            except sqlite3.Error:
-                counts[table] = None  # e.g. a virtual table whose module is not loaded here
+            except (sqlite3.Error, ValueError):  # ValueError: a name holding NUL
+                counts[table] = None  # e.g. a virtual table whose module is not loaded (or not innocuous) here
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    except sqlite3.Error as exc:  # malformed schema or pages: SQLite stops reading
+        return {"integrity_check": "not a readable SQLite database (%s)" % exc, "row_counts": {}, "page_size": None}
     finally:
         conn.close()
     return {"integrity_check": "ok" if problems == ["ok"] else "; ".join(problems[:20]),

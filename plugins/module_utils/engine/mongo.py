@@ -484,8 +484,8 @@ def _creations_warning(layout, selected, targets, where):
     for namespace in selected:
         creates = layout[namespace].get("creates") or {}
         if "view_on" in creates:
-            made.append("view %s on %s (%d pipeline stage(s))" % (targets[namespace], creates["view_on"],
-                                                                 creates["pipeline_stages"]))
+            made.append("view %s on %s (%d pipeline stage(s))"
+                        % (targets[namespace], creates["view_on"], creates["pipeline_stages"]))
         if creates.get("validator"):
             made.append("a document validator on %s" % targets[namespace])
     if not made:

@@ -237,14 +237,14 @@ def test_audit_log_is_json_lines_0600(tmp_path):
 
 # --- metrics -----------------------------------------------------------------------------------------------
 
-LINE = re.compile(r'^(lifeboat_backup_[a-z_]+)\{job="([^"]+)"\} (-?[0-9]+(\.[0-9]+)?)$')
+LINE = re.compile(r'^(lifeboat_(?:backup|verify)_[a-z_]+)\{job="([^"]+)"\} (-?[0-9]+(\.[0-9]+)?)$')
 
 
 def parse_prom(text):
     values = {}
     for line in text.splitlines():
         if line.startswith("# HELP ") or line.startswith("# TYPE "):
-            assert line.split(" ")[2].startswith("lifeboat_backup_")
+            assert line.split(" ")[2].startswith(("lifeboat_backup_", "lifeboat_verify_"))
             continue
         match = LINE.match(line)
         assert match, "not a valid exposition line: %r" % line

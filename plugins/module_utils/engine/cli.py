@@ -21,7 +21,7 @@ from .manifest import ENGINE_VERSION
 from .naming import format_time, utcnow, validate_job
 from .repository import Repository
 from .retention import apply_retention
-from .verify import verify_set
+from .verify import POSTGRES_LOGIN_KEYS, verify_set
 
 EX_OK = 0
 EX_FAILURE = 1
@@ -290,8 +290,10 @@ def cmd_run(ctx, args):
             ctx.console.error("backup of job %s failed: %s" % (name, error))
         if job.get("metrics_dir"):
             try:
-                path = metrics.write_backup_metrics(job["metrics_dir"], name, code == EX_OK, time.time(), duration,
-                                                    size, job.get("rpo_seconds"))
+                path = metrics.write_backup_metrics(
+                    job["metrics_dir"], name, code == EX_OK, time.time(), duration, size, job.get("rpo_seconds"),
+                    rto_seconds=job.get("rto_seconds"),
+                    verify_objective_seconds=(job.get("verify_restore") or {}).get("objective"))
                 ctx.console.info("metrics written to %s" % path)
             except OSError as exc:
                 ctx.console.warn("cannot write metrics to %s: %s" % (job["metrics_dir"], exc))
@@ -362,31 +364,79 @@ def cmd_list(ctx, args):
     return EX_OK
 
 
+def verify_options(job, mode=None):
+    """What the kind's test restore takes, from the job file: the `verify` object (mode, postgres, redis) over the
+    job's own connection options (the scratch PostgreSQL database goes on the job's own server unless
+    verify.postgres names another) and allow_functions from the job or its restore object."""
+    settings = job.get("verify_restore") or {}
+    postgres = {key: job[key] for key in POSTGRES_LOGIN_KEYS if job.get(key) not in (None, "")}
+    postgres.update(settings.get("postgres") or {})
+    options = {"mode": mode or settings.get("mode") or "full", "postgres": postgres,
+               "redis": dict(settings.get("redis") or {})}
+    allow = (job.get("restore") or {}).get("allow_functions", job.get("allow_functions"))
+    if allow is not None:
+        options["allow_functions"] = bool(allow)
+    return options
+
+
+def _verify_metrics(ctx, job, name, ok, report):
+    if not job.get("metrics_dir"):
+        return
+    settings = job.get("verify_restore") or {}
+    try:
+        path = metrics.write_verify_metrics(job["metrics_dir"], name, ok, time.time(),
+                                            restore_seconds=(report or {}).get("restore_seconds"),
+                                            objective_seconds=settings.get("objective"),
+                                            rpo_seconds=job.get("rpo_seconds"), rto_seconds=job.get("rto_seconds"))
+        ctx.console.info("metrics written to %s" % path)
+    except OSError as exc:
+        ctx.console.warn("cannot write metrics to %s: %s" % (job["metrics_dir"], exc))
+
+
+def _verify_audit(report):
+    report = report or {}
+    return {key: report.get(key) for key in ("restore_seconds", "mode", "test_restore")}
+
+
 def cmd_verify(ctx, args):
+    """A test restore of a set into scratch. It takes no lock of the job: the backup's lock stays free, so a long
+    verify never makes a backup skip (the schedule role runs it under a lock of its own, locks/verify/<job>.lock)."""
     name = validate_job(args.job)
     job = jobs.load(ctx.config_dir, name)
+    settings = job.get("verify_restore") or {}
     started = time.monotonic()
+    min_free_mb = args.min_free_mb if args.min_free_mb is not None else settings.get("min_free_mb")
     try:
         result = verify_set(_repository(job, args.skip_damaged), name, backup=args.backup, before=args.before,
                             identity_file=(job.get("encryption") or {}).get("age_identity_file"),
-                            scratch_dir=args.scratch_dir or job.get("tmp_dir"), all_copies=not args.first_copy)
+                            scratch_dir=args.scratch_dir or settings.get("scratch_dir") or job.get("tmp_dir"),
+                            all_copies=not args.first_copy, options=verify_options(job, args.mode),
+                            min_free_mb=min_free_mb or None)
         skipped = _report_skipped(ctx, result)
     except LifeboatError as exc:
         ctx.console.error("verify of job %s failed: %s" % (name, exc.msg))
         backup = exc.details.get("backup") or {}
+        report = exc.details.get("verification") or {}
+        _verify_metrics(ctx, job, name, False, report)
         ctx.record("verify", name, "failed", started, set_id=backup.get("id"), size=backup.get("size"),
-                   error=exc.msg, notify_config=job.get("notify"))
+                   error=exc.msg, notify_config=job.get("notify"), **_verify_audit(report))
         if ctx.json:
-            ctx.output({"status": "failed", "error": exc.msg, "backup": backup or None,
-                        "verification": exc.details.get("verification")})
+            ctx.output({"status": "failed", "error": exc.msg, "backup": backup or None, "verification": report or None})
         return _code(exc)
+    except Exception as exc:  # pylint: disable=broad-except
+        error = _unexpected(ctx, exc)
+        _verify_metrics(ctx, job, name, False, None)
+        ctx.record("verify", name, "failed", started, error=error, notify_config=job.get("notify"))
+        return EX_FAILURE
     backup, report = result["backup"], result["verification"]
-    ctx.console.info("set %s of job %s verified (%s): copies %s%s" % (
-        backup["id"], name, backup["kind"], ", ".join("%s %s" % item for item in sorted(report["copies"].items())),
-        "; integrity_check %s, row counts %s" % (report["integrity_check"], report.get("row_counts"))
-        if "integrity_check" in report else ""))
+    ctx.console.info("set %s of job %s verified (%s, mode %s): test restore %s in %.1f s; copies %s" % (
+        backup["id"], name, backup["kind"], report["mode"], report.get("test_restore"),
+        report.get("restore_seconds") or 0.0, ", ".join("%s %s" % item for item in sorted(report["copies"].items()))))
+    for warning in report.get("warnings") or []:
+        ctx.console.warn(warning)
+    _verify_metrics(ctx, job, name, True, report)
     ctx.record("verify", name, "ok", started, set_id=backup["id"], size=backup["size"],
-               notify_config=job.get("notify"), **({"skipped": skipped} if skipped else {}))
+               notify_config=job.get("notify"), **dict(_verify_audit(report), **({"skipped": skipped} if skipped else {})))
     if ctx.json:
         ctx.output(dict(result, status="ok"))
     return EX_OK
@@ -508,11 +558,20 @@ def build_parser():
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
 
     verify = sub.add_parser("verify", parents=[common, output],
-                            help="download a set, check its sha256, decode it (SQLite: test restore)")
+                            help="test-restore a set into scratch and check it against its manifest (takes no lock "
+                                 "of the job: a backup may run meanwhile)")
     verify.add_argument("job")
     verify.add_argument("--backup", default="latest", metavar="ID", help="latest (default) or a set id")
     verify.add_argument("--before", metavar="TIME", help="the newest set finished at or before this ISO time")
-    verify.add_argument("--scratch-dir", metavar="DIR", help="where a test restore is written (default: $TMPDIR)")
+    verify.add_argument("--scratch-dir", metavar="DIR",
+                        help="where a test restore is written (default: the job's verify.scratch_dir, tmp_dir, "
+                             "else $TMPDIR)")
+    verify.add_argument("--min-free-mb", type=int, metavar="N",
+                        help="free MiB the scratch directory needs before the test restore starts (default: the "
+                             "set's raw size plus 10%%)")
+    verify.add_argument("--mode", choices=("full", "list", "decode"),
+                        help="full: a test restore (default, or the job's verify.mode); list: PostgreSQL's "
+                             "pg_restore --list only; decode: sha256 and decoding only")
     verify.add_argument("--first-copy", action="store_true",
                         help="verify only the first repository's copy (default: every copy)")
     verify.add_argument("--skip-damaged", action="store_true", help=SKIP_DAMAGED_HELP)

@@ -22,6 +22,10 @@ from .notify import EVENTS, NOTIFY_KEYS
 from .retention import parse_policy
 
 JOBS_DIR = "jobs"
+VERIFY_KEYS = ("mode", "scratch_dir", "objective", "min_free_mb", "postgres", "redis")
+VERIFY_MODES = ("full", "list", "decode")
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 S3_ALIASES = {"aws_access_key_id": "access_key", "aws_secret_access_key": "secret_key",
               "aws_session_token": "session_token"}
 SECRET_KEYS = frozenset(("access_key", "secret_key", "session_token", "aws_access_key_id", "aws_secret_access_key",
@@ -80,6 +84,56 @@ def _expect(document, key, types, what, where):
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
         raise ConfigError("%s: %s must be %s, not %r" % (where, key, what, value))
     return value
+
+
+def parse_duration(value, what):
+    """Seconds from a whole number or a string such as "8d", "12h", "90m", "3600s", "1w"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if not match:
+            raise ConfigError("%s must be a whole number of seconds or a duration such as \"8d\", \"12h\", \"90m\", "
+                              "not %r" % (what, value))
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError("%s must be more than 0, not %r" % (what, value))
+    return seconds
+
+
+def _verify_settings(job, where):
+    """The job file's `verify` object (how `lifeboat verify` test-restores the job), normalised into
+    job["verify_restore"]. A `verify` that is true or false is the backup modules' own option (check the data
+    after the backup) and stays where it is."""
+    value = job.get("verify")
+    if value is None or isinstance(value, bool):
+        settings = {}
+    elif isinstance(value, dict):
+        settings = dict(value)
+        del job["verify"]  # the backup modules' verify option keeps its default
+    else:
+        raise ConfigError("%s: verify must be an object such as {\"mode\": \"full\", \"objective\": \"8d\"} (or "
+                          "true/false, the backup option), not %r" % (where, value))
+    unknown = sorted(set(settings) - set(VERIFY_KEYS))
+    if unknown:
+        raise ConfigError("%s: unknown verify option(s) %s (known: %s)" % (where, ", ".join(unknown),
+                                                                          ", ".join(VERIFY_KEYS)))
+    mode = settings.get("mode") or "full"
+    if mode not in VERIFY_MODES:
+        raise ConfigError("%s: verify.mode must be one of %s, not %r" % (where, ", ".join(VERIFY_MODES), mode))
+    settings["mode"] = mode
+    _expect(settings, "scratch_dir", str, "a directory path", where + ": verify")
+    if settings.get("scratch_dir") and not os.path.isabs(settings["scratch_dir"]):
+        raise ConfigError("%s: verify.scratch_dir must be an absolute path, not %r" % (where, settings["scratch_dir"]))
+    objective = settings.get("objective", job.get("verify_objective"))
+    settings["objective"] = parse_duration(objective, "%s: verify.objective" % where) if objective is not None \
+        else None
+    min_free = _expect(settings, "min_free_mb", int, "a whole number of MiB", where + ": verify")
+    if min_free is not None and min_free < 0:
+        raise ConfigError("%s: verify.min_free_mb must be 0 or more" % where)
+    for key in ("postgres", "redis"):
+        settings[key] = dict(_expect(settings, key, dict, "an object", where + ": verify") or {})
+    job["verify_restore"] = settings
 
 
 def validate(document, name=None, where="job"):
@@ -143,6 +197,10 @@ def validate(document, name=None, where="job"):
     rpo = _expect(job, "rpo_seconds", int, "a whole number of seconds", where)
     if rpo is not None and rpo <= 0:
         raise ConfigError("%s: rpo_seconds must be more than 0" % where)
+    for key in ("rto", "rto_seconds"):
+        if job.get(key) is not None:
+            job["rto_seconds"] = parse_duration(job[key], "%s: %s" % (where, key))
+    _verify_settings(job, where)
     if _expect(job, "restore", dict, "an object of restore options", where):
         _expect(job["restore"], "skip_damaged", bool, "true or false", where + ": restore")
     notify = _expect(job, "notify", dict, "an object", where)

@@ -4,6 +4,11 @@ Each kind module provides ``source_from_options(options)`` and
 ``restore_from_options(repository, options, check_mode=False)`` taking the same option names as the
 kind's Ansible modules, and may set ``RESTORE_TARGET`` (the option ``lifeboat restore --to`` sets).
 Kinds are imported only when a job needs one, so a host without pymongo can still run SQLite jobs.
+
+Each kind also has a verify hook (``VERIFY_HOOKS``): a module of its own with
+``test_restore(repository, job, backup_set, identity_file, scratch_dir, options) -> report dict`` that restores
+the set into scratch (never live data) and checks it against the manifest, raising IntegrityError (with
+``report=``) when a check fails. ``verify.verify_set`` dispatches through it.
 """
 
 import importlib
@@ -28,6 +33,14 @@ DEFAULT_RESTORE_TARGET = {
 }
 
 REQUIRED = ("source_from_options", "restore_from_options")
+
+VERIFY_HOOKS = {
+    "sqlite": ".verify_sqlite",
+    "postgres": ".verify_postgres",
+    "mongo": ".verify_mongo",
+    "redis": ".verify_redis",
+    "directory": ".verify_directory",
+}
 
 
 def names():
@@ -63,3 +76,20 @@ def restore_target(kind, module=None):
         raise ConfigError("kind %s does not say where a restore goes, so --to cannot be used: set the target "
                           "option in the job file's \"restore\" object instead" % kind)
     return target
+
+
+def verify_hook(kind):
+    """`test_restore` of the kind's verify module; ConfigError when the kind has none or it cannot be loaded."""
+    relative = VERIFY_HOOKS.get(kind)
+    if relative is None:
+        raise ConfigError("kind %r has no test restore: use one of %s" % (kind, ", ".join(sorted(VERIFY_HOOKS))))
+    try:
+        module = importlib.import_module(relative, package=__package__)
+    except ImportError as exc:
+        raise ConfigError("the test restore of kind %s cannot be loaded (%s): update the collection and re-run the "
+                          "schedule role" % (kind, exc))
+    hook = getattr(module, "test_restore", None)
+    if not callable(hook):
+        raise ConfigError("%s lacks test_restore: this engine file is incomplete; update the collection"
+                          % getattr(module, "__file__", relative))
+    return hook

@@ -5,6 +5,8 @@ node_exporter (--collector.textfile.directory) exposes them; alert on
 ``lifeboat_backup_last_status == 0``.
 """
 
+import contextlib
+import fcntl
 import os
 import re
 import tempfile
@@ -17,7 +19,18 @@ METRICS = (
     ("lifeboat_backup_last_size_bytes", "gauge", "Stored bytes of the last successful backup set of the job."),
     ("lifeboat_backup_last_run_timestamp_seconds", "gauge", "Unix time the last backup run of the job ended."),
     ("lifeboat_backup_rpo_seconds", "gauge", "Recovery point objective of the job (from its job file)."),
+    ("lifeboat_backup_rto_seconds", "gauge", "Recovery time objective of the job (from its job file)."),
+    ("lifeboat_verify_last_success_timestamp_seconds", "gauge",
+     "Unix time the last successful verify (test restore) of the job finished (0: never)."),
+    ("lifeboat_verify_last_status", "gauge", "1 if the last verify of the job succeeded, 0 if it failed."),
+    ("lifeboat_verify_restore_seconds", "gauge",
+     "Wall time of the test restore of the last successful verify of the job (an RTO estimate)."),
+    ("lifeboat_verify_objective_seconds", "gauge",
+     "Longest time the job may go without a successful verify (its verify objective)."),
 )
+BACKUP_PREFIX = "lifeboat_backup_"
+VERIFY_PREFIX = "lifeboat_verify_"
+DEFAULT_VERIFY_OBJECTIVE = 8 * 24 * 3600
 _LINE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{job="((?:[^"\\]|\\.)*)"\}\s+(\S+)')
 
 
@@ -85,10 +98,72 @@ def backup_values(ok, ended, duration, size=None, previous=None, rpo_seconds=Non
     return values
 
 
-def write_backup_metrics(metrics_dir, job, ok, ended, duration, size=None, rpo_seconds=None):
-    """Write the job's .prom file atomically (temp file in the same directory, then rename). Returns the path."""
+def verify_values(ok, ended, restore_seconds=None, previous=None, objective_seconds=None):
+    """The verify metric values after a verify; on failure the last success time and restore seconds carry over."""
+    previous = previous or {}
+    values = {"lifeboat_verify_last_status": 1 if ok else 0,
+              "lifeboat_verify_objective_seconds": objective_seconds or DEFAULT_VERIFY_OBJECTIVE}
+    if ok:
+        values["lifeboat_verify_last_success_timestamp_seconds"] = round(ended, 3)
+        values["lifeboat_verify_restore_seconds"] = round(restore_seconds or 0.0, 3)
+    else:
+        values["lifeboat_verify_last_success_timestamp_seconds"] = previous.get(
+            "lifeboat_verify_last_success_timestamp_seconds", 0)
+        if "lifeboat_verify_restore_seconds" in previous:
+            values["lifeboat_verify_restore_seconds"] = previous["lifeboat_verify_restore_seconds"]
+    return values
+
+
+def _kept(previous, prefix):
+    """The values of `previous` whose names start with `prefix` (the other command's metrics, kept as they were)."""
+    return {name: value for name, value in previous.items() if name.startswith(prefix)}
+
+
+def write_backup_metrics(metrics_dir, job, ok, ended, duration, size=None, rpo_seconds=None, rto_seconds=None,
+                         verify_objective_seconds=None):
+    """Write the job's .prom file atomically (temp file in the same directory, then rename), keeping the verify
+    values a `lifeboat verify` wrote. Returns the path."""
     path = os.path.join(metrics_dir, file_name(job))
-    values = backup_values(ok, ended, duration, size, read_previous(path), rpo_seconds)
+    with _rewriting(metrics_dir, job):
+        previous = read_previous(path)
+        values = _kept(previous, VERIFY_PREFIX)
+        values.update(backup_values(ok, ended, duration, size, previous, rpo_seconds))
+        values["lifeboat_backup_rto_seconds"] = rto_seconds
+        if verify_objective_seconds:
+            values["lifeboat_verify_objective_seconds"] = verify_objective_seconds
+        return _write(metrics_dir, job, path, values)
+
+
+def write_verify_metrics(metrics_dir, job, ok, ended, restore_seconds=None, objective_seconds=None, rpo_seconds=None,
+                         rto_seconds=None):
+    """Write the verify gauges into the job's .prom file, keeping the backup values a `lifeboat run` wrote (and
+    refreshing the objectives from the job file). Returns the path."""
+    path = os.path.join(metrics_dir, file_name(job))
+    with _rewriting(metrics_dir, job):
+        previous = read_previous(path)
+        values = _kept(previous, BACKUP_PREFIX)
+        values.update(verify_values(ok, ended, restore_seconds, previous, objective_seconds))
+        if rpo_seconds is not None:
+            values["lifeboat_backup_rpo_seconds"] = rpo_seconds
+        values["lifeboat_backup_rto_seconds"] = rto_seconds
+        return _write(metrics_dir, job, path, values)
+
+
+@contextlib.contextmanager
+def _rewriting(metrics_dir, job):
+    """A backup and a verify of one job may end together: each holds an flock on the metrics directory itself for
+    the milliseconds of its read-modify-write (never the backup lock, and no lock file beside the metrics), so
+    neither writes back the other's old values."""
+    del job  # one lock for the directory: writes are short
+    fd = os.open(metrics_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write(metrics_dir, job, path, values):
     text = render(job, values)
     fd, temp = tempfile.mkstemp(prefix=".lifeboat_%s." % job, suffix=".prom.tmp", dir=metrics_dir)
     try:

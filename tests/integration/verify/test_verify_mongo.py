@@ -1,0 +1,122 @@
+"""MongoDB test restore: the set parsed end to end without a server, documents per collection against the manifest.
+nx-27017 stands in for mongod (tests/integration/mongo/conftest.py); there is no mongodump here, so the archive
+format is covered with a stream built by hand."""
+
+import io
+import struct
+import tarfile
+
+import pytest
+
+from engine import mongo as mongo_kind
+from engine.errors import IntegrityError
+from engine.verify import verify_set
+
+from conftest import BytesSource, decoded, forged, store
+
+JOB = "shopdb"
+
+
+@pytest.fixture
+def mongo_set(nx, tmp_path):
+    client = nx.client()
+    database = client["shop_%s" % tmp_path.name[-8:].replace("-", "_")]
+    database["orders"].insert_many([{"n": index, "item": "thing %d" % index} for index in range(90)])
+    database["users"].insert_many([{"name": "user %d" % index} for index in range(12)])
+    client.close()
+    source = mongo_kind.source_from_options({"mongo_uri": nx.uri, "databases": [database.name], "method": "builtin"})
+    repository, backup = store(tmp_path / "repo", JOB, source)
+    return repository, backup, database.name
+
+
+def test_a_good_set_parses_with_the_recorded_document_counts(mongo_set, tmp_path):
+    repository, backup, name = mongo_set
+    assert backup["manifest"]["verification"]["document_counts"] == {name + ".orders": 90, name + ".users": 12}
+    report = verify_set(repository, JOB, scratch_dir=str(tmp_path))["verification"]
+    assert report["status"] == "ok" and report["test_restore"] == "ok" and report["document_counts_match"]
+    assert report["document_counts"] == {name + ".orders": 90, name + ".users": 12}
+
+
+def without(data, collection):
+    """The tar layout rebuilt without the members of `collection` (and so with its own right sha256 once stored)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as source, \
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target:
+        for item in source:
+            if "/%s." % collection in item.name:
+                continue
+            target.addfile(item, source.extractfile(item) if item.isfile() else None)
+    return out.getvalue()
+
+
+def test_a_set_missing_a_collection_fails(mongo_set, tmp_path):
+    repository, _backup, name = mongo_set
+    data, manifest = decoded(repository, JOB)
+    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, without(data, "users"))
+    with pytest.raises(IntegrityError) as info:
+        verify_set(forged_repository, JOB, scratch_dir=str(tmp_path))
+    assert "%s.users: 12 / absent" % name in info.value.msg
+    assert info.value.details["verification"]["document_counts_match"] is False
+
+
+def test_a_truncated_bson_file_fails(mongo_set, tmp_path):
+    repository, _backup, _name = mongo_set
+    data, manifest = decoded(repository, JOB)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as source, \
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target:
+        for item in source:
+            payload = source.extractfile(item).read() if item.isfile() else None
+            if item.name.endswith("orders.bson"):
+                payload = payload[:-7]
+                item.size = len(payload)
+            target.addfile(item, io.BytesIO(payload) if payload is not None else None)
+    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, out.getvalue())
+    with pytest.raises(IntegrityError) as info:
+        verify_set(forged_repository, JOB, scratch_dir=str(tmp_path))
+    assert "damaged BSON" in info.value.msg or "truncated BSON" in info.value.msg
+
+
+# ---- mongodump --archive stream, built by hand
+
+def bson(**fields):
+    body = b""
+    for name, value in fields.items():
+        key = name.encode() + b"\0"
+        if isinstance(value, bool):
+            body += b"\x08" + key + (b"\x01" if value else b"\x00")
+        elif isinstance(value, int):
+            body += b"\x12" + key + struct.pack("<q", value)
+        else:
+            raw = value.encode() + b"\0"
+            body += b"\x02" + key + struct.pack("<i", len(raw)) + raw
+    return struct.pack("<i", len(body) + 5) + body + b"\0"
+
+
+END = b"\xff\xff\xff\xff"
+
+
+def archive(collections):
+    stream = struct.pack("<I", 0x8199E26D) + bson(version="0.1", server_version="7.0")
+    for name in collections:
+        stream += bson(db="shop", collection=name, metadata="{}", size=0, type="collection")
+    stream += END
+    for name, count in collections.items():
+        stream += bson(db="shop", collection=name, EOF=False, CRC=0)
+        stream += b"".join(bson(n=index) for index in range(count)) + END
+        stream += bson(db="shop", collection=name, EOF=True, CRC=0)
+    return stream
+
+
+def test_archive_format_is_parsed_and_counted(tmp_path):
+    from engine.verify_mongo import parse_archive
+    assert parse_archive(io.BytesIO(archive({"orders": 5, "users": 2})), "x") == {"shop.orders": 5, "shop.users": 2}
+    with pytest.raises(IntegrityError):
+        parse_archive(io.BytesIO(archive({"orders": 5})[:-30]), "x")
+    source = BytesSource("mongo", "archive", archive({"orders": 5}), {"document_counts": {"shop.orders": 5,
+                                                                                          "shop.users": 2}},
+                         {"format": "archive"})
+    repository, _backup = store(tmp_path / "repo", JOB, source)
+    with pytest.raises(IntegrityError) as info:
+        verify_set(repository, JOB, scratch_dir=str(tmp_path))
+    assert "shop.users: 2 / absent" in info.value.msg

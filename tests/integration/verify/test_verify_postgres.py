@@ -1,0 +1,94 @@
+"""PostgreSQL test restore: a full restore into a scratch database (dropped afterwards, also on failure), with row
+counts against the manifest; the cheap --list mode; a set whose row counts disagree with its manifest fails."""
+
+import pytest
+
+from engine import postgres as pg_kind
+from engine.errors import IntegrityError
+from engine.verify import verify_set
+
+from conftest import decoded, forged, store
+
+JOB = "shop"
+
+
+def scratch_databases(server):
+    return server.sql("SELECT datname FROM pg_database WHERE datname LIKE 'lifeboat\\_verify\\_%'").split()
+
+
+def backup_shop(server, repo):
+    source = pg_kind.source_from_options(dict(server.login(), database="shop"))
+    return store(repo, JOB, source)
+
+
+def test_full_test_restore_of_a_good_set_checks_row_counts_and_drops_the_scratch_database(postgres, tmp_path):
+    repository, backup = backup_shop(postgres, tmp_path / "repo")
+    assert backup["manifest"]["verification"]["row_counts"] == {"public.customers": 40, "public.orders": 300}
+    result = verify_set(repository, JOB, scratch_dir=str(tmp_path), options={"postgres": postgres.login()})
+    report = result["verification"]
+    assert report["status"] == "ok" and report["mode"] == "full" and report["test_restore"] == "ok"
+    assert report["row_counts"] == {"public.customers": 40, "public.orders": 300} and report["row_counts_match"]
+    assert report["checked"]["row_counts"]["actual"] == {"public.customers": 40, "public.orders": 300}
+    assert report["scratch_database"].startswith("lifeboat_verify_shop_") and report["scratch_database_dropped"]
+    assert report["globals_applied"] is False
+    assert isinstance(report["restore_seconds"], float) and report["restore_seconds"] > 0
+    assert scratch_databases(postgres) == []
+    assert list(tmp_path.glob("lifeboat-verify-*")) == []  # the staged archive is gone
+
+
+def test_row_counts_that_disagree_with_the_manifest_fail_and_the_scratch_database_is_dropped(postgres, tmp_path):
+    repository, _backup = backup_shop(postgres, tmp_path / "repo")
+    data, manifest = decoded(repository, JOB)
+    # the same archive (its sha256 right), served with a manifest that promises other row counts
+    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, data, verification={
+        "row_counts": {"public.customers": 40, "public.orders": 301}})
+    with pytest.raises(IntegrityError) as info:
+        verify_set(forged_repository, JOB, scratch_dir=str(tmp_path), options={"postgres": postgres.login()})
+    assert "public.orders: 301 / 300" in info.value.msg and "scratch database was dropped" in info.value.msg
+    report = info.value.details["verification"]
+    assert report["status"] == "failed" and report["row_counts_match"] is False
+    assert report["scratch_database_dropped"] is True
+    assert scratch_databases(postgres) == []
+
+
+def test_skipped_row_counts_are_not_compared(postgres, tmp_path):
+    repository, _backup = backup_shop(postgres, tmp_path / "repo")
+    data, manifest = decoded(repository, JOB)
+    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, data, verification={
+        "row_counts": {"public.customers": 40}, "row_counts_skipped": {"public.orders": "rewritten"}})
+    report = verify_set(forged_repository, JOB, scratch_dir=str(tmp_path),
+                        options={"postgres": postgres.login()})["verification"]
+    assert report["status"] == "ok" and report["checked"]["row_counts_skipped"] == ["public.orders"]
+
+
+def test_an_archive_that_pg_restore_refuses_fails_and_leaves_no_database(postgres, tmp_path):
+    repository, _backup = backup_shop(postgres, tmp_path / "repo")
+    data, manifest = decoded(repository, JOB)
+    cut = data[:len(data) * 2 // 3]  # a truncated archive, stored with its own (right) sha256
+    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, cut)
+    with pytest.raises(IntegrityError) as info:
+        verify_set(forged_repository, JOB, scratch_dir=str(tmp_path), options={"postgres": postgres.login()})
+    assert "does not restore" in info.value.msg or "row counts" in info.value.msg
+    assert scratch_databases(postgres) == []
+
+
+def test_list_mode_reads_the_table_of_contents_only(postgres, tmp_path):
+    repository, _backup = backup_shop(postgres, tmp_path / "repo")
+    report = verify_set(repository, JOB, options={"mode": "list"})["verification"]
+    assert report["status"] == "ok" and report["mode"] == "list" and report["tables"] == 2
+    assert report["test_restore"].startswith("ok (pg_restore --list only")
+    assert "scratch_database" not in report
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_the_module_restores_into_a_scratch_database_on_the_login_server(ansible, postgres, tmp_path, check):
+    backup_shop(postgres, tmp_path / "repo")
+    args = dict(postgres.login(), job=JOB, dest=str(tmp_path / "repo"), scratch_dir=str(tmp_path))
+    out = ansible.module("lifeboat.backup.backup_verify", args, check=check)
+    assert not out.get("failed"), out.get("msg")
+    assert out["changed"] is False
+    report = out["verification"]
+    assert report["mode"] == "full" and report["row_counts_match"] is True and report["restore_seconds"] > 0
+    assert report["checked"]["row_counts"]["expected"] == {"public.customers": 40, "public.orders": 300}
+    assert scratch_databases(postgres) == []
+    assert "Lb-s3cret" not in out["_output"]  # the login password never shows

@@ -25,9 +25,11 @@ description:
     re-creates and no server-side JavaScript (see I(allow_javascript)). Views and validators the set defines
     are reported in a warning and in I(collections).
   - C(archive) sets (C(mongodump --archive)) are restored with C(mongorestore --archive --stopOnError), which reads
-    I(mongo_uri) from a temporary 0600 C(--config) file, with one exact C(--nsInclude) per namespace the manifest
-    lists and selects (validated as above) and C(--nsExclude=*.system.*); its per-collection counts are compared
-    with the manifest.
+    I(mongo_uri) from a temporary 0600 C(--config) file. Before it starts, the collection metadata in the archive's
+    prelude is checked as for C(tar-layout) sets; it gets one exact C(--nsInclude) per namespace the manifest lists
+    (and the archive's views) and the selection keeps, and C(--nsExclude=*.system.*); system collections and
+    C(admin), C(local), C(config) not named in I(databases) are left out with a warning. Its per-collection
+    counts are compared with the manifest.
   - Collections that already exist and hold documents are replaced only with I(drop=true) (dropped right before
     their documents are inserted); otherwise the task fails before anything changes. Collections created by a
     restore that then fails are dropped again. A collection already replaced when a later one fails stays
@@ -72,8 +74,8 @@ options:
       - A set's collection metadata may hold server-side JavaScript (C($where), C($function), C($accumulator) or
         code values) in validators, view pipelines or index filters, which the server would run. Every set is
         untrusted input, so by default such a set is refused before anything is changed.
-      - Set to true only for a set you trust whose collections use it. Applies to C(tar-layout) sets, whose
-        metadata lifeboat reads; the metadata of an C(archive) set is applied by C(mongorestore) itself.
+      - Set to true only for a set you trust whose collections use it. Applies to both formats (the metadata of an
+        C(archive) set is read from its prelude before C(mongorestore) starts).
     type: bool
     default: false
   server_selection_timeout_ms:
@@ -157,7 +159,7 @@ collections:
   description:
     - Each collection restored, from the set's namespace to the target one, with its document count.
     - C(view_on) and C(pipeline_stages) for a view the set defines, C(validator) when it defines a document
-      validator (C(tar-layout) sets).
+      validator.
   returned: success
   type: list
   elements: dict

@@ -16,7 +16,25 @@ from engine.repository import Repository
 
 SECRET = "pa55-w0rd"
 URI = "mongodb://backup:%s@db1.example.com:27017/?authSource=admin" % SECRET
-PAYLOAD = b"FAKE-MONGODUMP-ARCHIVE" * 5000
+
+
+def archive(collections, body=b"FAKE-MONGODUMP-ARCHIVE" * 5000):
+    """The start of a mongodump --archive stream: magic number, header, one metadata document per collection
+    ((db, collection, type, metadata dict)), terminator; then `body` (the namespace blocks, never parsed here)."""
+    import bson
+    out = (0x8199E26D).to_bytes(4, "little") + bson.encode({"concurrent_collections": 4, "version": "0.1"})
+    for db, collection, kind, metadata in collections:
+        out += bson.encode({"db": db, "collection": collection, "metadata": json.dumps(metadata), "size": 0,
+                            "type": kind})
+    return out + b"\xff\xff\xff\xff" + body
+
+
+def plain(name):
+    return {"indexes": [{"v": 2, "key": {"_id": 1}, "name": "_id_"}], "collectionName": name, "type": "collection",
+            "options": {}}
+
+
+PAYLOAD = archive([("shop", "items", "collection", plain("items")), ("shop", "users", "collection", plain("users"))])
 
 FAKE = r'''#!%(python)s
 import hashlib, json, os, stat, sys
@@ -37,7 +55,10 @@ if os.environ.get("FAKE_FAIL"):
     sys.stderr.write("Failed: could not connect to server with %%s\n" %% record["config"])
     sys.exit(1)
 if tool == "mongodump":
-    sys.stdout.buffer.write(%(payload)r)
+    payload = %(payload)r
+    if os.environ.get("FAKE_PAYLOAD"):
+        payload = open(os.environ["FAKE_PAYLOAD"], "rb").read()
+    sys.stdout.buffer.write(payload)
     sys.stderr.write("2026-01-01T00:00:00.000+0000\tdone dumping shop.items (3 documents)\n"
                      "2026-01-01T00:00:00.000+0000\tdone dumping shop.users (1 document)\n"
                      + os.environ.get("FAKE_EXTRA_LOG", ""))
@@ -152,12 +173,12 @@ def test_oplog_of_a_set_is_replayed_only_when_asked(fake_tools, tmp_path):
 
 
 @pytest.mark.parametrize("extra, words", [
-    ("\tdone dumping admin.system.users (1 document)\n", ["system collection"]),
-    ("\tdone dumping admin.settings (1 document)\n", ["name admin exactly in databases"]),
+    ("\tdone dumping sh$op.items (1 document)\n", ["not a valid database name"]),
+    ("\tdone dumping shop.it$ems (1 document)\n", ["'$' or NUL"]),
 ])
 def test_archive_namespaces_are_checked_before_mongorestore_runs(fake_tools, tmp_path, monkeypatch, extra, words):
-    """The manifest's namespaces decide the exact --nsInclude list; a system or admin namespace stops the restore
-    before mongorestore starts (it would restore users and roles from the archive)."""
+    """The manifest's namespaces decide the exact --nsInclude list; an invalid one stops the restore before
+    mongorestore starts."""
     monkeypatch.setenv("FAKE_EXTRA_LOG", "2026-01-01T00:00:00.000+0000" + extra)
     repo = Repository.from_options(dest=str(tmp_path / "repo"), s3=None)
     run_backup(mongo.source_from_options({"mongo_uri": URI, "method": "mongodump"}), repo, "mongo-cli")
@@ -166,3 +187,71 @@ def test_archive_namespaces_are_checked_before_mongorestore_runs(fake_tools, tmp
     for word in words:
         assert word in caught.value.msg
     assert not (fake_tools / "mongorestore.json").exists()
+
+
+def test_archive_server_namespaces_are_left_out_unless_named(fake_tools, tmp_path, monkeypatch):
+    """A whole-instance archive holds admin.system.users and the like: mongorestore never gets them (it would
+    restore users and roles), admin.* only when admin is named exactly."""
+    monkeypatch.setenv("FAKE_EXTRA_LOG", "x\tdone dumping admin.system.users (1 document)\n"
+                                         "x\tdone dumping admin.settings (1 document)\n")
+    repo = Repository.from_options(dest=str(tmp_path / "repo"), s3=None)
+    run_backup(mongo.source_from_options({"mongo_uri": URI, "method": "mongodump"}), repo, "mongo-cli")
+    result = mongo.restore_from_options(repo, {"job": "mongo-cli", "mongo_uri": URI}, check_mode=True)
+    assert [entry["source"] for entry in result["collections"]] == ["shop.items", "shop.users"]
+    assert any("admin.settings, admin.system.users, which were not restored" in warning
+               for warning in result["warnings"])
+    result = mongo.restore_from_options(repo, {"job": "mongo-cli", "mongo_uri": URI, "databases": ["admin"]},
+                                        check_mode=True)
+    assert [entry["source"] for entry in result["collections"]] == ["admin.settings"]
+    with pytest.raises(LifeboatError):  # the fake tool's counts are for shop2; argv is what matters
+        mongo.restore_from_options(repo, {"job": "mongo-cli", "mongo_uri": URI})
+    argv = load(fake_tools, "mongorestore")["argv"]
+    assert [arg for arg in argv if arg.startswith("--ns")] == [
+        "--nsInclude=shop.items", "--nsInclude=shop.users", "--nsExclude=*.system.*"]
+
+
+@pytest.mark.parametrize("collections, words", [
+    ([("shop", "items", "collection", dict(plain("items"), options={"validator": {"$where": "sleep(1e9)"}}))],
+     ["server-side JavaScript ($where)"]),
+    ([("shop", "items", "collection", dict(plain("items"), options={"validator": {"f": {"$code": "function(){}"}}}))],
+     ["server-side JavaScript ($code)"]),
+    ([("shop", "items", "collection", dict(plain("items"), options={"storageEngine": {"wiredTiger": {}}}))],
+     ["storageEngine"]),
+    ([("shop", "v", "view", {"type": "view", "options": {"viewOn": "items", "pipeline": [
+        {"$match": {"$expr": {"$function": {"body": "function(){return true}", "args": [], "lang": "js"}}}}]}})],
+     ["server-side JavaScript ($function)"]),
+])
+def test_archive_metadata_is_checked_before_mongorestore_runs(fake_tools, tmp_path, monkeypatch, collections, words):
+    """The archive's own collection metadata (validators, views) is read from its prelude and checked as a
+    tar-layout set's is, before mongorestore starts."""
+    payload = tmp_path / "payload"
+    payload.write_bytes(archive(collections))
+    monkeypatch.setenv("FAKE_PAYLOAD", str(payload))
+    repo = Repository.from_options(dest=str(tmp_path / "repo"), s3=None)
+    run_backup(mongo.source_from_options({"mongo_uri": URI, "method": "mongodump"}), repo, "mongo-cli")
+    with pytest.raises(LifeboatError) as caught:
+        mongo.restore_from_options(repo, {"job": "mongo-cli", "mongo_uri": URI, "drop": True})
+    for word in words:
+        assert word in caught.value.msg
+    assert not (fake_tools / "mongorestore.json").exists()
+
+
+def test_archive_views_are_restored_and_announced_system_namespaces_left_out(fake_tools, tmp_path, monkeypatch):
+    view = {"type": "view", "options": {"viewOn": "items", "pipeline": [{"$match": {"n": 1}}]}}
+    payload = tmp_path / "payload"
+    payload.write_bytes(archive([("admin", "system.users", "collection", plain("system.users")),
+                                 ("shop", "items", "collection", plain("items")), ("shop", "open", "view", view)]))
+    monkeypatch.setenv("FAKE_PAYLOAD", str(payload))
+    monkeypatch.setenv("FAKE_EXTRA_LOG", "x\tdone dumping admin.system.users (1 document)\n")
+    repo = Repository.from_options(dest=str(tmp_path / "repo"), s3=None)
+    run_backup(mongo.source_from_options({"mongo_uri": URI, "method": "mongodump"}), repo, "mongo-cli")
+    result = mongo.restore_from_options(repo, {"job": "mongo-cli", "mongo_uri": URI}, check_mode=True)
+    assert [entry["source"] for entry in result["collections"]] == ["shop.items", "shop.open", "shop.users"]
+    assert result["collections"][1]["view_on"] == "shop.items"
+    assert any("view shop.open on shop.items" in warning for warning in result["warnings"])
+    assert any("admin.system.users, which were not restored" in warning for warning in result["warnings"])
+    with pytest.raises(LifeboatError):  # the fake tool's counts are for shop2; argv is what matters
+        mongo.restore_from_options(repo, {"job": "mongo-cli", "mongo_uri": URI})
+    argv = load(fake_tools, "mongorestore")["argv"]
+    assert [arg for arg in argv if arg.startswith("--ns")] == [
+        "--nsInclude=shop.items", "--nsInclude=shop.open", "--nsInclude=shop.users", "--nsExclude=*.system.*"]

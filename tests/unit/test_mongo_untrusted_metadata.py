@@ -51,7 +51,7 @@ def test_views_and_validators_are_reported():
 
 def test_deep_nesting_does_not_exhaust_the_stack():
     value = {"a": 1}
-    for _ in range(100000):
+    for _level in range(100000):
         value = {"$and": [value]}
     with pytest.raises(IntegrityError):
         check_metadata(meta(validator=dict(value, **{"$where": "1"})), "db.c")

@@ -7,6 +7,7 @@ pymongo keeps it in-process, and manifests and messages carry a redacted copy.
 """
 
 import contextlib
+import json
 import os
 import shutil
 import tarfile
@@ -17,6 +18,7 @@ from .mongo_format import (DEFAULT_URI, EXTENSIONS, FORMAT_ARCHIVE, FORMAT_TAR, 
                            SYSTEM_DATABASES, Selection, TarStream, check_metadata, check_names, check_namespace,
                            database_name_problem, iter_bson, matches, member_path, mongodump_args, mongorestore_args,
                            ns_pattern, parse_dump_counts, parse_member, parse_restore_counts, parse_tools_version,
+                           read_archive_prelude,
                            redact_uri, scrub, split_uri, with_uri_option, write_tool_config)
 from .process import ProcessReader, run_tool
 from .restore import fetch_to_file, find_set, set_result
@@ -460,11 +462,18 @@ def _targets(names, rename):
     return out
 
 
-def _select_restore(names, databases, collections, where):
+def _select_restore(names, databases, collections, where, left_out=None):
     """The namespaces of a set to restore. admin, local and config are restored only when named exactly in
-    `databases`: a set must not slip collections into them through a default or a glob."""
+    `databases`: a set must not slip collections into them through a default or a glob. With a `left_out`
+    list (mongodump archives of a whole instance hold admin.system.* and the like), system collections and
+    those databases are left out and listed there instead of failing the restore."""
     selected = []
     for namespace in sorted(names):
+        if left_out is not None:
+            database, _sep, collection = namespace.partition(".")
+            if collection.startswith("system.") or (database in SYSTEM_DATABASES and database not in databases):
+                left_out.append(namespace)
+                continue
         database = check_namespace(namespace, "set %s" % where)[0]
         if databases and not matches(databases, database):
             continue
@@ -529,7 +538,8 @@ def restore_mongo(repository, job, uri=None, backup="latest", before=None, ident
                                        server_selection_timeout_ms, check_mode, backup_set.set_id, allow_javascript))
         else:
             result.update(_restore_archive(staged, manifest, uri, databases, collections, drop, rename, oplog_replay,
-                                           server_selection_timeout_ms, tmp_dir, check_mode, backup_set.set_id))
+                                           server_selection_timeout_ms, tmp_dir, check_mode, backup_set.set_id,
+                                           allow_javascript))
         return result
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -657,7 +667,7 @@ def _restore_collection(client, tar, entry, target, drop, uri, set_id):
 
 
 def _restore_archive(staged, manifest, uri, databases, collections, drop, rename, oplog_replay, timeout_ms, tmp_dir,
-                     check_mode, set_id):
+                     check_mode, set_id, allow_javascript=False):
     binary = which("mongorestore")
     if not binary:
         raise ToolError("mongorestore is not installed or not on PATH: this set was written by mongodump --archive "
@@ -667,15 +677,36 @@ def _restore_archive(staged, manifest, uri, databases, collections, drop, rename
     if not isinstance(recorded, dict) or not recorded:
         raise IntegrityError("set %s records no namespaces (verification.document_counts); lifeboat restores only "
                              "the namespaces a set lists: restore another set" % set_id)
-    selected = _select_restore(recorded.keys(), databases, collections, set_id)
+    with open(staged, "rb") as handle:
+        prelude = read_archive_prelude(handle, "set %s" % set_id)
+    metadata = {}
+    for database, collection, kind, text in prelude:
+        if not isinstance(database, str) or not isinstance(collection, str):
+            raise IntegrityError("set %s has archive metadata without a database or collection name; nothing was "
+                                 "changed: restore another set" % set_id)
+        try:
+            metadata["%s.%s" % (database, collection)] = (kind, json.loads(text) if text else {})
+        except ValueError as exc:
+            raise IntegrityError("set %s has archive metadata for %s.%s that is not JSON (%s); nothing was changed: "
+                                 "restore another set" % (set_id, database, collection, exc))
+    views = [ns for ns, (kind, _meta) in metadata.items() if kind == "view"]
+    left_out = []
+    selected = _select_restore(set(recorded) | set(views), databases, collections, set_id, left_out)
     if not selected:
         raise ConfigError("no collection of set %s matches databases %s / collections %s; the set holds %s"
                           % (set_id, databases, collections, ", ".join(sorted(recorded))))
+    creates = {}
+    for namespace in selected:  # the archive's own metadata, checked as a tar-layout set's is
+        creates[namespace] = check_metadata(metadata.get(namespace, ("collection", {}))[1], namespace,
+                                            allow_javascript)
     # mongorestore gets the exact namespaces, never "everything in the archive": an archive holding more than
     # its manifest lists (admin.system.users...) restores only what was checked here
     include = [ns_pattern(namespace) for namespace in selected]
     had_oplog = bool((manifest.get("source") or {}).get("oplog"))
     warnings = []
+    if left_out:
+        warnings.append("set %s also holds %s, which were not restored (system collections, and admin, local and "
+                        "config unless named exactly in databases)" % (set_id, ", ".join(left_out)))
     if oplog_replay is None:
         # the set says it has an oplog; whether to apply it is never the set's decision
         oplog_replay = False
@@ -688,6 +719,8 @@ def _restore_archive(staged, manifest, uri, databases, collections, drop, rename
         raise ConfigError("oplog_replay restores the whole set: it cannot be combined with databases, collections "
                           "or rename")
     targets = _targets(selected, rename)
+    layout = dict((ns, {"creates": creates[ns]}) for ns in selected)
+    warnings += _creations_warning(layout, selected, targets, set_id)
     if HAS_PYMONGO:
         client = connect(uri, timeout_ms, "restore to")
         try:
@@ -695,10 +728,12 @@ def _restore_archive(staged, manifest, uri, databases, collections, drop, rename
         finally:
             client.close()
         _refuse_existing(existing, drop)
-    plan = [{"source": ns, "target": targets[ns], "documents": recorded[ns]} for ns in selected]
+    plan = [dict({"source": ns, "target": targets[ns], "documents": recorded.get(ns, 0)}, **creates[ns])
+            for ns in selected]
     if check_mode:
+        counts = dict((targets[ns], recorded[ns]) for ns in selected if ns in recorded)
         return {"collections": plan, "method": "mongorestore", "warnings": warnings,
-                "verification": {"sha256": "ok", "document_counts": {targets[ns]: recorded[ns] for ns in selected}}}
+                "verification": {"sha256": "ok", "document_counts": counts}}
     config = write_tool_config(with_uri_option(uri, "serverSelectionTimeoutMS", timeout_ms), tmp_dir)
     try:
         argv = mongorestore_args(config, staged, include, rename, drop, oplog_replay, binary=binary)
@@ -717,7 +752,7 @@ def _restore_archive(staged, manifest, uri, databases, collections, drop, rename
     if failures:
         raise RestoreError("mongorestore reported failed documents %s" % failures)
     counts = dict((ns, docs) for ns, (docs, _fails) in restored.items())
-    expected = dict((targets[ns], recorded[ns]) for ns in selected)
+    expected = dict((targets[ns], recorded[ns]) for ns in selected if ns in recorded)
     if expected and counts != expected:
         raise RestoreError("mongorestore restored %s documents per collection but the manifest recorded %s"
                            % (counts, expected))

@@ -363,7 +363,7 @@ INDEX_OPTIONS = frozenset(("v", "key", "name", "ns", "background", "unique", "sp
                            "wildcardProjection", "bucketSize", "prepareUnique", "clustered"))
 METADATA_KEYS = frozenset(("indexes", "collectionName", "type", "options", "uuid"))
 COLLECTION_TYPES = ("collection", "view", "timeseries")
-JAVASCRIPT_OPERATORS = frozenset(("$where", "$function", "$accumulator"))
+JAVASCRIPT_OPERATORS = frozenset(("$where", "$function", "$accumulator", "$code"))  # $code: extended JSON Code
 
 
 def database_name_problem(name):
@@ -505,3 +505,78 @@ def iter_bson(handle, where):
         if len(body) != length - 4 or body[-1:] != b"\0":
             raise IntegrityError("%s ends inside a document or a document is unterminated (damaged BSON)" % where)
         yield head + body
+
+
+# ---------------------------------------------------------------- mongodump --archive prelude
+
+ARCHIVE_MAGIC = 0x8199E26D
+ARCHIVE_TERMINATOR = 0xFFFFFFFF
+_BSON_FIXED = {0x01: 8, 0x06: 0, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16,
+               0x7F: 0, 0xFF: 0}
+
+
+def _bson_strings(document, where):
+    """Top-level string fields of one raw BSON document (other elements skipped by their sizes)."""
+    fields = {}
+    pos, end = 4, len(document) - 1
+    while pos < end:
+        kind = document[pos]
+        stop = document.find(b"\0", pos + 1, end)
+        if stop < 0:
+            raise IntegrityError("%s holds an unterminated BSON field name (damaged archive)" % where)
+        name = document[pos + 1:stop].decode("utf-8", "replace")
+        pos = stop + 1
+        if kind in _BSON_FIXED:
+            size = _BSON_FIXED[kind]
+        elif kind in (0x02, 0x0D, 0x0E):
+            size = 4 + int.from_bytes(document[pos:pos + 4], "little", signed=True)
+            if kind == 0x02 and size >= 5:
+                fields[name] = document[pos + 4:pos + size - 1].decode("utf-8", "replace")
+        elif kind in (0x03, 0x04, 0x0F):
+            size = int.from_bytes(document[pos:pos + 4], "little", signed=True)
+        elif kind == 0x05:
+            size = 5 + int.from_bytes(document[pos:pos + 4], "little", signed=True)
+        elif kind == 0x0B:
+            after = document.find(b"\0", document.find(b"\0", pos, end) + 1, end)
+            size = after + 1 - pos if after >= 0 else -1
+        elif kind == 0x0C:
+            size = 16 + int.from_bytes(document[pos:pos + 4], "little", signed=True)
+        else:
+            raise IntegrityError("%s holds a BSON element of unknown type 0x%02x (damaged archive)" % (where, kind))
+        if size < 0 or pos + size > end:
+            raise IntegrityError("%s holds a BSON element that runs past its document (damaged archive)" % where)
+        pos += size
+    return fields
+
+
+def read_archive_prelude(handle, where):
+    """[(database, collection, type, metadata JSON text)] of a mongodump --archive file: its magic number, the
+    header document, then one document per collection up to the terminator. Read before mongorestore runs, so
+    the collection metadata of an archive is checked like a tar-layout set's."""
+    def document(what):
+        head = handle.read(4)
+        if len(head) < 4:
+            raise IntegrityError("%s ends inside %s (truncated archive)" % (where, what))
+        length = int.from_bytes(head, "little")
+        if length == ARCHIVE_TERMINATOR:
+            return None
+        if length < 5 or length > MAX_BSON:
+            raise IntegrityError("%s holds a document of impossible length %d in %s (damaged archive)"
+                                 % (where, length, what))
+        body = handle.read(length - 4)
+        if len(body) != length - 4 or body[-1:] != b"\0":
+            raise IntegrityError("%s ends inside %s (truncated archive)" % (where, what))
+        return head + body
+
+    if int.from_bytes(handle.read(4).ljust(4, b"\0"), "little") != ARCHIVE_MAGIC:
+        raise IntegrityError("%s is not a mongodump archive (wrong magic number); restore another set" % where)
+    if document("the archive header") is None:
+        raise IntegrityError("%s has no archive header (damaged archive)" % where)
+    entries = []
+    while True:
+        raw = document("the collection metadata")
+        if raw is None:
+            return entries
+        fields = _bson_strings(raw, where)
+        entries.append((fields.get("db"), fields.get("collection"), fields.get("type") or "collection",
+                        fields.get("metadata") or ""))

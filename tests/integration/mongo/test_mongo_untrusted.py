@@ -154,7 +154,7 @@ def test_system_and_invalid_collections_are_never_written(nx, client, tmp_path, 
     ([member("lbx/c.bson", docs({"_id": 1})), member("lbx/notes.txt", b"x")], ["is not <database>/<collection>"]),
 ])
 def test_members_outside_the_layout_are_refused(nx, client, tmp_path, members, words):
-    counts = {"lbx.c": 1, "lbx.d": 1} if any(info.name == "lbx/d.bson" for info, _ in members) else {"lbx.c": 1}
+    counts = {"lbx.c": 1, "lbx.d": 1} if any(info.name == "lbx/d.bson" for info, _payload in members) else {"lbx.c": 1}
     repository = crafted(tmp_path, members, counts)
     assert_refused(repository, nx, tmp_path, client, words)
     assert "lbx" not in client.list_database_names()

@@ -410,7 +410,7 @@ def test_inspect_set_for_backup_verify(bench_set, tmp_path):
 
 
 def test_backup_verify_reads_the_archive_toc(ansible, bench_set, tmp_path):
-    out = ansible.module("lifeboat.backup.backup_verify", {"job": "bench", "dest": bench_set["dest"]})
+    out = ansible.module("lifeboat.backup.backup_verify", {"job": "bench", "dest": bench_set["dest"], "mode": "list"})
     assert not out.get("failed"), out
     assert out["verification"]["archive"] == "ok" and out["verification"]["tables"] == 4
     dest, set_dir = repo_copy(bench_set, tmp_path)
@@ -418,5 +418,5 @@ def test_backup_verify_reads_the_archive_toc(ansible, bench_set, tmp_path):
     with open(data, "r+b") as handle:
         handle.seek(100)
         handle.write(b"\x00" * 8)
-    out = ansible.module("lifeboat.backup.backup_verify", {"job": "bench", "dest": dest})
+    out = ansible.module("lifeboat.backup.backup_verify", {"job": "bench", "dest": dest, "mode": "list"})
     assert out["failed"] and "sha256 mismatch" in out["msg"]

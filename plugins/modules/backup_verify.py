@@ -44,7 +44,8 @@ options:
       - Before a C(full) test restore it must have the set's raw size plus 10% free (or I(min_free_mb)).
     type: path
   min_free_mb:
-    description: Free MiB that I(scratch_dir) needs before the test restore starts, instead of the set's raw size plus 10%.
+    description:
+      - Free MiB that I(scratch_dir) needs before the test restore starts, instead of the set's raw size plus 10%.
     type: int
   all_copies:
     description: Verify the copy in every repository that holds the set. Set to false to check only the first (local when present).
@@ -226,7 +227,8 @@ from ansible_collections.lifeboat.backup.plugins.module_utils.engine.postgres_op
     CONNECTION_MUTUALLY_EXCLUSIVE, connection_spec)
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.verify import POSTGRES_LOGIN_KEYS, verify_set
 # The kinds' test restores are loaded by name (kinds.verify_hook): imported here too, so Ansible ships them.
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine import (  # noqa: F401 pylint: disable=unused-import
+# pylint: disable-next=unused-import
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine import (  # noqa: F401
     verify_directory, verify_mongo, verify_postgres, verify_redis, verify_sqlite)
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, identity_file, repository_from_params, restore_spec, run_module)

@@ -435,8 +435,11 @@ def cmd_verify(ctx, args):
     for warning in report.get("warnings") or []:
         ctx.console.warn(warning)
     _verify_metrics(ctx, job, name, True, report)
+    extra = _verify_audit(report)
+    if skipped:
+        extra["skipped"] = skipped
     ctx.record("verify", name, "ok", started, set_id=backup["id"], size=backup["size"],
-               notify_config=job.get("notify"), **dict(_verify_audit(report), **({"skipped": skipped} if skipped else {})))
+               notify_config=job.get("notify"), **extra)
     if ctx.json:
         ctx.output(dict(result, status="ok"))
     return EX_OK

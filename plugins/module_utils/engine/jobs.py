@@ -116,8 +116,8 @@ def _verify_settings(job, where):
                           "true/false, the backup option), not %r" % (where, value))
     unknown = sorted(set(settings) - set(VERIFY_KEYS))
     if unknown:
-        raise ConfigError("%s: unknown verify option(s) %s (known: %s)" % (where, ", ".join(unknown),
-                                                                          ", ".join(VERIFY_KEYS)))
+        raise ConfigError("%s: unknown verify option(s) %s (known: %s)"
+                          % (where, ", ".join(unknown), ", ".join(VERIFY_KEYS)))
     mode = settings.get("mode") or "full"
     if mode not in VERIFY_MODES:
         raise ConfigError("%s: verify.mode must be one of %s, not %r" % (where, ", ".join(VERIFY_MODES), mode))

@@ -50,11 +50,11 @@ def check_free_space(scratch_dir, raw_size, min_free_mb=None):
         why = "the set's raw size %d bytes plus 10%%" % (raw_size or 0)
     free = shutil.disk_usage(scratch_dir).free
     if free < needed:
-        raise NoSpaceError("not enough free space in the scratch directory %s for the test restore: %d MiB free, %d MiB "
-                          "needed (%s); nothing was verified. Free space there, point --scratch-dir (the job's "
-                          "verify.scratch_dir) at a larger file system, or set --min-free-mb"
-                          % (scratch_dir, free // (1024 * 1024), -(-needed // (1024 * 1024)), why),
-                          free_bytes=free, needed_bytes=needed)
+        raise NoSpaceError("not enough free space in the scratch directory %s for the test restore: %d MiB free, "
+                           "%d MiB needed (%s); nothing was verified. Free space there, point --scratch-dir (the "
+                           "job's verify.scratch_dir) at a larger file system, or set --min-free-mb"
+                           % (scratch_dir, free // (1024 * 1024), -(-needed // (1024 * 1024)), why),
+                           free_bytes=free, needed_bytes=needed)
     return {"free_bytes": free, "needed_bytes": needed}
 
 

@@ -4,9 +4,9 @@ collection compared with the manifest's ``verification.document_counts``.
 * tar layout (the built-in dumper): every member must be a directory or ``<db>/<collection>.bson`` /
   ``.metadata.json`` (engine/mongo_format.py); each BSON document's length and terminator are checked
   (iter_bson) and each metadata file must be a JSON object.
-* mongodump ``--archive``: the magic number, the prelude and collection metadata documents, then the
-  namespace blocks, each document framed the same way, counted per namespace (the header documents are read
-  with a minimal BSON reader below).
+* mongodump ``--archive``: the magic number, the header and collection metadata documents (read as mongo_restore
+  reads them), then the namespace blocks, each document framed the same way, counted per namespace (the
+  namespace headers are read with a minimal BSON reader below).
 
 The set is read once, as a stream; its sha256 is compared at the end, before the counts are judged. Nothing of
 it is written anywhere or sent to a server.
@@ -21,7 +21,6 @@ from .errors import IntegrityError, LifeboatError
 from .restore import open_set
 from .streams import iter_chunks
 
-ARCHIVE_MAGIC = 0x8199E26D
 TERMINATOR = 0xFFFFFFFF
 MAX_METADATA = 16 * 1024 * 1024
 
@@ -115,20 +114,13 @@ def _document_or_end(stream, what):
 
 
 def parse_archive(reader, where):
-    """Documents per namespace of a mongodump --archive stream."""
+    """Documents per namespace of a mongodump --archive stream: the prelude as mongo_restore reads it
+    (mongo_format.read_archive_prelude), then every namespace block."""
     stream = _Stream(reader, where)
-    if struct.unpack("<I", stream.exact(4, "its magic number"))[0] != ARCHIVE_MAGIC:
-        raise IntegrityError("%s is not a mongodump archive (wrong magic number)" % where)
-    if _document_or_end(stream, "the prelude") is None:
-        raise IntegrityError("%s has no prelude document" % where)
     namespaces = {}
-    while True:
-        metadata = _document_or_end(stream, "the collection metadata")
-        if metadata is None:
-            break
-        fields = bson_fields(metadata, where)
-        if fields.get("type", "collection") == "collection" and "db" in fields and "collection" in fields:
-            namespaces.setdefault("%s.%s" % (fields["db"], fields["collection"]), 0)
+    for database, collection, kind, _metadata in layout.read_archive_prelude(stream, where):
+        if kind != "view":
+            namespaces.setdefault("%s.%s" % (database, collection), 0)
     while True:
         head = stream.read(4)
         if not head:

@@ -103,7 +103,8 @@ def age_keys(tmp_path):
     for name in ("a", "b"):
         path = str(tmp_path / ("%s.key" % name))
         subprocess.run(["age-keygen", "-o", path], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        recipient = subprocess.run(["age-keygen", "-y", path], check=True, stdout=subprocess.PIPE).stdout.decode().strip()
+        recipient = subprocess.run(["age-keygen", "-y", path], check=True,
+                                   stdout=subprocess.PIPE).stdout.decode().strip()
         os.chmod(path, 0o600)
         keys[name] = (path, recipient)
     return keys

@@ -201,3 +201,13 @@ def test_a_backup_runs_while_a_verify_is_in_its_test_restore(runner, monkeypatch
     assert codes == [0]
     operations = [(e["operation"], e["status"]) for e in audit.read(runner["state"])]
     assert operations == [("run", "ok"), ("run", "ok"), ("verify", "ok")]
+
+
+def test_mode_decode_only_checks_the_set_and_says_so(runner, capsys):
+    assert main(runner["base"] + ["run", "app"]) == 0
+    capsys.readouterr()
+    assert main(runner["base"] + ["verify", "app", "--mode", "decode", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["verification"]
+    assert report["mode"] == "decode" and report["test_restore"] == "skipped: mode decode"
+    assert "row_counts" not in report and report["raw_size"] > 0 and report["restore_seconds"] >= 0
+    assert audit.read(runner["state"])[-1]["test_restore"] == "skipped: mode decode"

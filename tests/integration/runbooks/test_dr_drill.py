@@ -112,6 +112,40 @@ def test_drill_reports_a_jobs_own_objective_as_its_own(ansible, tmp_path, playbo
     assert "(job&#39;s own)" in page or "(job's own)" in page
 
 
+HISTORY_KEYS = {"format", "host", "started", "finished", "duration_seconds", "status", "problems", "report", "jobs"}
+HISTORY_JOB_KEYS = {"job", "kind", "tier", "status", "set", "set_finished", "size", "rto_seconds",
+                    "rto_objective_seconds", "rto_ok", "rpo_seconds", "rpo_objective_seconds", "rpo_ok"}
+
+
+def test_two_drills_leave_two_history_lines(ansible, tmp_path, playbooks):
+    repo, sets = make_sets(tmp_path)
+    history = tmp_path / "state" / "drills" / "history.jsonl"
+    proc, first, _html, _audit = run_drill(ansible, playbooks, tmp_path, repo)
+    assert proc.returncode == 0, proc.stdout
+    # the second drill misses app-db's RPO and writes its report elsewhere; the history stays where it was
+    proc = ansible.playbook(os.path.join(playbooks, "dr_drill.yml"), {
+        "lifeboat_repository": {"dest": str(repo)}, "lifeboat_state_dir": str(tmp_path / "state"),
+        "lifeboat_drill_report_dir": str(tmp_path / "second"), "lifeboat_drill_history_file": str(history),
+        "lifeboat_drill_jobs": [{"job": "app-db", "kind": "sqlite", "tier": "critical", "rpo": "0s"},
+                                {"job": "uploads", "kind": "directory"}]})
+    assert proc.returncode != 0, proc.stdout
+    (second_report,) = (tmp_path / "second").glob("drill-*.json")
+    lines = [json.loads(line) for line in history.read_text().splitlines()]
+    assert len(lines) == 2
+    for line in lines:
+        assert set(line) == HISTORY_KEYS and line["format"] == 1 and line["host"] == "localhost"
+        assert [job["job"] for job in line["jobs"]] == ["app-db", "uploads"]
+        assert all(set(job) == HISTORY_JOB_KEYS for job in line["jobs"]), line["jobs"]
+    assert lines[0]["status"] == "ok" and lines[0]["problems"] == [] and lines[0]["finished"] == first["finished"]
+    assert lines[0]["report"].endswith(".json") and json.load(open(lines[0]["report"])) == first
+    assert lines[1]["status"] == "failed" and lines[1]["report"] == str(second_report)
+    db = lines[1]["jobs"][0]
+    assert db["status"] == "missed" and db["rpo_ok"] is False and db["rto_ok"] is True
+    assert db["set"] == sets["app-db"]["id"] and db["rpo_objective_seconds"] == 0 and db["rpo_seconds"] > 0
+    assert lines[0]["finished"] < lines[1]["started"]
+    assert oct(history.stat().st_mode & 0o777) == "0o640"
+
+
 def test_drill_refuses_a_job_objective_it_cannot_read(ansible, tmp_path, playbooks):
     repo, _sets = make_sets(tmp_path)
     proc = ansible.playbook(os.path.join(playbooks, "dr_drill.yml"), {

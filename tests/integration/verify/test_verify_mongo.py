@@ -52,7 +52,7 @@ def without(data, collection):
 def test_a_set_missing_a_collection_fails(mongo_set, tmp_path):
     repository, _backup, name = mongo_set
     data, manifest = decoded(repository, JOB)
-    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, without(data, "users"))
+    forged_repository = forged(tmp_path / "forged", JOB, manifest, without(data, "users"))[0]
     with pytest.raises(IntegrityError) as info:
         verify_set(forged_repository, JOB, scratch_dir=str(tmp_path))
     assert "%s.users: 12 / absent" % name in info.value.msg
@@ -71,7 +71,7 @@ def test_a_truncated_bson_file_fails(mongo_set, tmp_path):
                 payload = payload[:-7]
                 item.size = len(payload)
             target.addfile(item, io.BytesIO(payload) if payload is not None else None)
-    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, out.getvalue())
+    forged_repository = forged(tmp_path / "forged", JOB, manifest, out.getvalue())[0]
     with pytest.raises(IntegrityError) as info:
         verify_set(forged_repository, JOB, scratch_dir=str(tmp_path))
     assert "damaged BSON" in info.value.msg or "truncated BSON" in info.value.msg

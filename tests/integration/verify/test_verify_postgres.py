@@ -40,8 +40,8 @@ def test_row_counts_that_disagree_with_the_manifest_fail_and_the_scratch_databas
     repository, _backup = backup_shop(postgres, tmp_path / "repo")
     data, manifest = decoded(repository, JOB)
     # the same archive (its sha256 right), served with a manifest that promises other row counts
-    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, data, verification={
-        "row_counts": {"public.customers": 40, "public.orders": 301}})
+    forged_repository = forged(tmp_path / "forged", JOB, manifest, data, verification={
+        "row_counts": {"public.customers": 40, "public.orders": 301}})[0]
     with pytest.raises(IntegrityError) as info:
         verify_set(forged_repository, JOB, scratch_dir=str(tmp_path), options={"postgres": postgres.login()})
     assert "public.orders: 301 / 300" in info.value.msg and "scratch database was dropped" in info.value.msg
@@ -54,8 +54,8 @@ def test_row_counts_that_disagree_with_the_manifest_fail_and_the_scratch_databas
 def test_skipped_row_counts_are_not_compared(postgres, tmp_path):
     repository, _backup = backup_shop(postgres, tmp_path / "repo")
     data, manifest = decoded(repository, JOB)
-    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, data, verification={
-        "row_counts": {"public.customers": 40}, "row_counts_skipped": {"public.orders": "rewritten"}})
+    forged_repository = forged(tmp_path / "forged", JOB, manifest, data, verification={
+        "row_counts": {"public.customers": 40}, "row_counts_skipped": {"public.orders": "rewritten"}})[0]
     report = verify_set(forged_repository, JOB, scratch_dir=str(tmp_path),
                         options={"postgres": postgres.login()})["verification"]
     assert report["status"] == "ok" and report["checked"]["row_counts_skipped"] == ["public.orders"]
@@ -65,7 +65,7 @@ def test_an_archive_that_pg_restore_refuses_fails_and_leaves_no_database(postgre
     repository, _backup = backup_shop(postgres, tmp_path / "repo")
     data, manifest = decoded(repository, JOB)
     cut = data[:len(data) * 2 // 3]  # a truncated archive, stored with its own (right) sha256
-    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, cut)
+    forged_repository = forged(tmp_path / "forged", JOB, manifest, cut)[0]
     with pytest.raises(IntegrityError) as info:
         verify_set(forged_repository, JOB, scratch_dir=str(tmp_path), options={"postgres": postgres.login()})
     assert "does not restore" in info.value.msg or "row counts" in info.value.msg

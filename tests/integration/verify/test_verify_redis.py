@@ -53,7 +53,7 @@ def test_an_rdb_of_a_newer_format_is_refused_by_the_scratch_server(redis_set, tm
     data, manifest = decoded(repository, JOB)
     assert data[:5] == b"REDIS"
     newer = b"REDIS0099" + data[9:]  # stored with its own (right) sha256
-    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, newer)
+    forged_repository = forged(tmp_path / "forged", JOB, manifest, newer)[0]
     with pytest.raises(IntegrityError) as info:
         verify_set(forged_repository, JOB, scratch_dir=str(tmp_path))
     assert "redis-server refused to load the RDB" in info.value.msg and "99" in info.value.msg
@@ -63,7 +63,7 @@ def test_an_rdb_of_a_newer_format_is_refused_by_the_scratch_server(redis_set, tm
 def test_a_truncated_rdb_is_refused(redis_set, tmp_path):
     repository, _backup = redis_set
     data, manifest = decoded(repository, JOB)
-    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, data[:len(data) // 2])
+    forged_repository = forged(tmp_path / "forged", JOB, manifest, data[:len(data) // 2])[0]
     with pytest.raises(IntegrityError) as info:
         verify_set(forged_repository, JOB, scratch_dir=str(tmp_path))
     assert "redis-server refused to load the RDB" in info.value.msg
@@ -73,8 +73,8 @@ def test_a_truncated_rdb_is_refused(redis_set, tmp_path):
 def test_key_counts_that_disagree_with_the_manifest_fail(redis_set, tmp_path):
     repository, _backup = redis_set
     data, manifest = decoded(repository, JOB)
-    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, data, verification={
-        "keys": {"db0": 500, "db3": 8}, "expires": {"db3": 1}, "keys_tolerance": 0})
+    forged_repository = forged(tmp_path / "forged", JOB, manifest, data, verification={
+        "keys": {"db0": 500, "db3": 8}, "expires": {"db3": 1}, "keys_tolerance": 0})[0]
     with pytest.raises(IntegrityError) as info:
         verify_set(forged_repository, JOB, scratch_dir=str(tmp_path))
     assert "key counts do not match" in info.value.msg and "db0 has 120 keys, the backup had 500" in info.value.msg
@@ -90,7 +90,7 @@ def with_function_library(data):
 def test_an_rdb_with_functions_is_not_loaded_unless_allowed(redis_set, tmp_path):
     repository, _backup = redis_set
     data, manifest = decoded(repository, JOB)
-    forged_repository, _ = forged(tmp_path / "forged", JOB, manifest, with_function_library(data))
+    forged_repository = forged(tmp_path / "forged", JOB, manifest, with_function_library(data))[0]
     with pytest.raises(IntegrityError) as info:
         verify_set(forged_repository, JOB, scratch_dir=str(tmp_path))
     assert "Functions libraries" in info.value.msg and "allow_functions" in info.value.msg

@@ -239,6 +239,24 @@ def test_manifest_cannot_point_the_sqlite_check_outside(tmp_path):
         shutil.rmtree(str(tmp_path / "repo"))
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-journal", "-shm"])
+def test_companion_of_a_listed_sqlite_file_is_refused(tmp_path, suffix):
+    """A snapshot never stores a database's -wal/-journal/-shm: one in the set would be replayed by the application
+    over the database the restore checked (integrity_check and row counts see the file opened immutable)."""
+    source = tmp_path / "app.db"
+    db = sqlite3.connect(str(source))
+    db.execute("CREATE TABLE t (v)")
+    db.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(3)])
+    db.commit()
+    db.close()
+    members = [member(".", kind=tarfile.DIRTYPE), member("app.db", payload=source.read_bytes()),
+               member("app.db" + suffix, payload=b"replayed over the checked database")]
+    verification = {"sqlite": {"app.db": {"row_counts": {"t": 3}}}}
+    repository = crafted_set(tmp_path / "repo", members, verification, job="c")
+    msg = assert_refused(tmp_path, repository, "app.db%s beside the SQLite file" % suffix, job="c")
+    assert "not touched" in msg
+
+
 def restore_modes(tmp_path, **options):
     members = [member(".", kind=tarfile.DIRTYPE), member("bin", kind=tarfile.DIRTYPE),
                member("bin/tool", payload=b"\x7fELF", mode=0o4755), member("bin/group-tool", mode=0o2755),

@@ -754,6 +754,16 @@ def _verify_tree(staging, extractor, manifest):
         if not is_file:
             raise IntegrityError("manifest of set %s names SQLite file %r, which is not a regular file of the set; "
                                  "the live directory was not touched" % (manifest["id"], relpath))
+        # dir_snapshot captures a database through the backup API and never stores its -wal/-journal/-shm: one in
+        # the set would be replayed by the application over the content checked here, so it is refused
+        for suffix in COMPANIONS:
+            try:
+                extractor.lstat(rel + suffix)
+            except OSError:
+                continue
+            raise IntegrityError("set %s holds %s%s beside the SQLite file it lists: a snapshot never stores it, and "
+                                 "the application would replay it over the checked database; the live directory was "
+                                 "not touched" % (manifest["id"], relpath, suffix))
         result = inspect(os.path.join(staging, rel), immutable=True)
         if result["integrity_check"] != "ok":
             raise IntegrityError("restored SQLite file %s of set %s fails integrity_check (%s); the live directory "

@@ -6,10 +6,13 @@ Installed on hosts by the schedule role as /opt/lifeboat/lib/lifeboat_engine/ an
 """
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -398,9 +401,32 @@ def _verify_audit(report):
     return {key: report.get(key) for key in ("restore_seconds", "mode", "test_restore")}
 
 
+def _interrupted_by_sigterm(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _cleanup_on_sigterm():
+    """SIGTERM (systemd's stop, a timeout) as an interrupt while a test restore runs, so it still drops its scratch
+    database and stops its scratch server on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupted_by_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_verify(ctx, args):
     """A test restore of a set into scratch. It takes no lock of the job: the backup's lock stays free, so a long
     verify never makes a backup skip (the schedule role runs it under a lock of its own, locks/verify/<job>.lock)."""
+    with _cleanup_on_sigterm():
+        return _verify(ctx, args)
+
+
+def _verify(ctx, args):
     name = validate_job(args.job)
     job = jobs.load(ctx.config_dir, name)
     settings = job.get("verify_restore") or {}

@@ -120,3 +120,16 @@ def test_archive_format_is_parsed_and_counted(tmp_path):
     with pytest.raises(IntegrityError) as info:
         verify_set(repository, JOB, scratch_dir=str(tmp_path))
     assert "shop.users: 2 / absent" in info.value.msg
+
+
+def test_metadata_nested_too_deep_is_damage_not_a_traceback(tmp_path):
+    from engine.verify_mongo import parse_tar_layout
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        payload = b"[" * 100000 + b"]" * 100000
+        info = tarfile.TarInfo("shop/orders.metadata.json")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(IntegrityError) as info:
+        parse_tar_layout(io.BytesIO(out.getvalue()), "set x")
+    assert "not valid metadata JSON" in info.value.msg

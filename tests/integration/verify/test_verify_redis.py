@@ -4,6 +4,7 @@ Functions libraries fail; nothing is left in scratch."""
 
 import os
 import struct
+import time
 
 import pytest
 
@@ -96,3 +97,46 @@ def test_an_rdb_with_functions_is_not_loaded_unless_allowed(redis_set, tmp_path)
     assert "Functions libraries" in info.value.msg and "allow_functions" in info.value.msg
     assert info.value.details["verification"]["functions"] is True
     assert scratch_left(tmp_path) == []
+
+
+CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from engine.verify_redis import ScratchRedis
+server = ScratchRedis("redis-server", sys.argv[2], sys.argv[2], 30)
+server.wait_loaded("test")
+print(server.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_scratch_server_dies_with_a_killed_verify(redis_set, tmp_path):
+    """A verify killed with SIGKILL (no cleanup runs) leaves no redis-server holding the set's data."""
+    import signal
+    import subprocess
+    import sys
+    repository, _backup = redis_set
+    data, _manifest = decoded(repository, JOB)
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    (work / "dump.rdb").write_bytes(data)
+    engine_path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                               "..", "plugins", "module_utils")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, engine_path, str(work)], stdout=subprocess.PIPE)
+    pid = int(child.stdout.readline())
+    os.kill(pid, 0)  # the scratch server runs
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with open("/proc/%d/stat" % pid) as handle:
+            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break  # a zombie waiting for init to reap it: not running
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the scratch redis-server outlived the killed verify")

@@ -140,3 +140,11 @@ def test_the_scratch_server_dies_with_a_killed_verify(redis_set, tmp_path):
     else:
         os.kill(pid, signal.SIGKILL)
         raise AssertionError("the scratch redis-server outlived the killed verify")
+
+
+def test_the_module_test_restores_a_redis_set(ansible, redis_set, tmp_path):
+    out = ansible.module("lifeboat.backup.backup_verify", {"job": JOB, "dest": str(tmp_path / "repo"),
+                                                           "scratch_dir": str(tmp_path)})
+    assert not out.get("failed"), out.get("msg")
+    assert out["verification"]["keys"] == {"db0": 120, "db3": 8} and out["verification"]["keys_match"] is True
+    assert scratch_left(tmp_path) == []

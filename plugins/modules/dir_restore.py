@@ -25,7 +25,7 @@ description:
     next restore; a running restore holds a lock on its own, so it is never taken for a leftover.
   - The new tree must match the manifest (number of files, directories and symlinks, total bytes) and every SQLite
     database in it must pass C(PRAGMA integrity_check) with the recorded row counts. Only then the live tree is renamed
-    aside to C(<path>.lifeboat-prev-<time>) and the new one renamed into place; if that fails the live tree is put back.
+    aside to C(<path>.lifeboat-prev-<time>-<hex>) and the new one renamed into place; if that fails the live tree is put back.
   - Entries excluded at snapshot time are not in the restored tree (they stay in the previous tree kept aside).
   - Owners are restored (by name, else by id) when the task runs as root, before the modes; otherwise files belong to
     the task's user.
@@ -41,7 +41,7 @@ options:
     type: path
     required: true
   keep_previous:
-    description: Keep the replaced tree as C(<path>.lifeboat-prev-<time>). Set to false to delete it once the restore succeeded.
+    description: Keep the replaced tree as C(<path>.lifeboat-prev-<time>-<hex>). Set to false to delete it once the restore succeeded.
     type: bool
     default: true
   numeric_owner:
@@ -120,7 +120,7 @@ previous:
   description: Where the replaced tree was kept, or null when there was none or I(keep_previous=false).
   returned: success
   type: str
-  sample: /srv/app/uploads.lifeboat-prev-20261122T091500Z
+  sample: /srv/app/uploads.lifeboat-prev-20261122T091500Z-3f9a0c1d
 setuid_stripped:
   description: Entries (the first 50) whose setuid/setgid bits were removed because I(keep_setuid) is false.
   returned: when bits were removed

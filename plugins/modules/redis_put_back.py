@@ -11,7 +11,7 @@ module: redis_put_back
 short_description: Undo a Redis restore, putting back the RDB file it replaced and restarting Redis on it
 version_added: 0.1.0
 description:
-  - M(lifeboat.backup.redis_restore) keeps the RDB file it replaced as C(<rdb>.lifeboat-prev-<time>) and returns that
+  - M(lifeboat.backup.redis_restore) keeps the RDB file it replaced as C(<rdb>.lifeboat-prev-<time>-<hex>) and returns that
     path as C(previous). When the restored data turns out wrong after the restore (the application fails its health
     check, say), this module moves that file back over the restored one and restarts Redis on it.
   - When the server runs, its save points are switched off first (C(CONFIG SET save ""), and a C(save) flag of
@@ -28,7 +28,7 @@ options:
   previous:
     description:
       - The RDB file kept aside, as M(lifeboat.backup.redis_restore) returned it in C(previous)
-        (C(<rdb>.lifeboat-prev-<time>)). It goes back to C(<rdb>).
+        (C(<rdb>.lifeboat-prev-<time>-<hex>)). It goes back to C(<rdb>).
     type: path
     required: true
 extends_documentation_fragment:
@@ -74,7 +74,7 @@ previous:
   description: Where that data was kept until it was put back.
   returned: success
   type: str
-  sample: /var/lib/redis/dump.rdb.lifeboat-prev-20261122T091500Z
+  sample: /var/lib/redis/dump.rdb.lifeboat-prev-20261122T091500Z-3f9a0c1d
 restart_command:
   description: The command that restarted Redis.
   returned: success

@@ -17,7 +17,7 @@ description:
   - When the server runs, the live data is saved first (C(BGSAVE)) so the copy kept aside is current, save points are
     switched off (C(CONFIG SET save ""), and a C(save) flag of C(shutdown-on-sigterm)/C(shutdown-on-sigint) becomes
     C(nosave)) so the restart, SIGTERM from systemd included, cannot write the live data over the restored file, the
-    RDB is swapped in atomically (the previous one kept as C(<rdb>.lifeboat-prev-<time>)), and I(restart_command)
+    RDB is swapped in atomically (the previous one kept as C(<rdb>.lifeboat-prev-<time>-<hex>)), and I(restart_command)
     restarts the server.
   - The RDB path comes from the running server (C(CONFIG GET dir) and C(dbfilename)) or I(rdb_path), never from the
     set; nothing of the set is run (no C(EVAL), no C(redis-cli)); the file is placed and Redis loads it.
@@ -49,7 +49,7 @@ options:
     type: raw
   keep_previous:
     description:
-      - Save the live data and keep the replaced RDB as C(<rdb>.lifeboat-prev-<time>).
+      - Save the live data and keep the replaced RDB as C(<rdb>.lifeboat-prev-<time>-<hex>).
       - Set to false to skip the pre-restore save and discard the replaced file once the restore succeeded.
     type: bool
     default: true
@@ -133,7 +133,7 @@ previous:
   description: Where the replaced RDB was kept, or null when there was none or I(keep_previous=false).
   returned: success
   type: str
-  sample: /var/lib/redis/dump.rdb.lifeboat-prev-20261122T091500Z
+  sample: /var/lib/redis/dump.rdb.lifeboat-prev-20261122T091500Z-3f9a0c1d
 restart_command:
   description: The command that restarted Redis.
   returned: success

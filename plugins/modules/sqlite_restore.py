@@ -15,7 +15,7 @@ description:
     sha256 against the manifest, and rebuilds the database in a temporary file beside I(path).
   - The copy must pass C(PRAGMA integrity_check) and match the manifest's row counts before it replaces anything.
     It is then renamed over I(path) atomically; the previous database (with its C(-wal)/C(-journal)) is kept as
-    C(<path>.lifeboat-prev-<time>) unless I(keep_previous=false). Stale C(-wal)/C(-shm) files are never left to be replayed
+    C(<path>.lifeboat-prev-<time>-<hex>) unless I(keep_previous=false). Stale C(-wal)/C(-shm) files are never left to be replayed
     onto the restored database.
   - On any failure the live database is left exactly as it was and no staging file remains.
   - Stop the application that writes to the database first (the C(playbooks/restore.yml) runbook does).
@@ -37,7 +37,7 @@ options:
     description: Mode of the restored file, such as C('0640'). Default is the mode of the file it replaces, else 0666 less the umask.
     type: raw
   keep_previous:
-    description: Keep the replaced database as C(<path>.lifeboat-prev-<time>). Set to false to discard it once the restore succeeded.
+    description: Keep the replaced database as C(<path>.lifeboat-prev-<time>-<hex>). Set to false to discard it once the restore succeeded.
     type: bool
     default: true
 extends_documentation_fragment:
@@ -102,7 +102,7 @@ previous:
   description: Where the replaced database was kept, or null when there was none or I(keep_previous=false).
   returned: success
   type: str
-  sample: /srv/app/data/app.db.lifeboat-prev-20261122T091500Z
+  sample: /srv/app/data/app.db.lifeboat-prev-20261122T091500Z-3f9a0c1d
 verification:
   description: Checks passed by the restored copy before it replaced anything.
   returned: success

@@ -160,8 +160,8 @@ def parse_tar_layout(reader, where):
                 try:
                     document = json.loads(raw.decode("utf-8"))
                 except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than json can read
-                    raise IntegrityError("%s in %s is not valid metadata JSON (%s)" % (member.name, where,
-                                                                                      type(exc).__name__))
+                    raise IntegrityError("%s in %s is not valid metadata JSON (%s)"
+                                         % (member.name, where, type(exc).__name__))
                 if len(raw) > MAX_METADATA or not isinstance(document, dict):
                     raise IntegrityError("%s in %s is not a metadata document" % (member.name, where))
                 continue

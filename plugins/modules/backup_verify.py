@@ -60,6 +60,14 @@ options:
         file) in the scratch server. By default such a set fails verification without being loaded.
     type: bool
     default: false
+  allow_javascript:
+    description:
+      - Accept a MongoDB set whose metadata holds server-side JavaScript (C($where), C($function), C($accumulator) or
+        code values in validators, views or index filters), as M(lifeboat.backup.mongo_restore) does with the same
+        option. By default such a set fails verification, since the restore would refuse it.
+    type: bool
+    default: false
+    version_added: 0.2.0
 extends_documentation_fragment:
   - lifeboat.backup.repository
   - lifeboat.backup.restore
@@ -240,7 +248,7 @@ def main():
     spec.update(scratch_dir=dict(type="path"), all_copies=dict(type="bool", default=True),
                 mode=dict(type="str", choices=["full", "list", "decode"], default="full"),
                 min_free_mb=dict(type="int"), redis_server_bin=dict(type="path"),
-                allow_functions=dict(type="bool", default=False))
+                allow_functions=dict(type="bool", default=False), allow_javascript=dict(type="bool", default=False))
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True,
                            mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE)
     params = module.params
@@ -248,6 +256,7 @@ def main():
     def action():
         check_restore_selection(params)
         options = {"mode": params["mode"], "allow_functions": params["allow_functions"],
+                   "allow_javascript": params["allow_javascript"],
                    "postgres": {key: params[key] for key in POSTGRES_LOGIN_KEYS if params.get(key) not in (None, "")},
                    "redis": {"redis_server_bin": params["redis_server_bin"]} if params["redis_server_bin"] else {}}
         result = verify_set(repository_from_params(params), validate_job(params["job"]), backup=params["backup"],

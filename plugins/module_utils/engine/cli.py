@@ -370,15 +370,16 @@ def cmd_list(ctx, args):
 def verify_options(job, mode=None):
     """What the kind's test restore takes, from the job file: the `verify` object (mode, postgres, redis) over the
     job's own connection options (the scratch PostgreSQL database goes on the job's own server unless
-    verify.postgres names another) and allow_functions from the job or its restore object."""
+    verify.postgres names another) and allow_functions / allow_javascript from the job or its restore object."""
     settings = job.get("verify_restore") or {}
     postgres = {key: job[key] for key in POSTGRES_LOGIN_KEYS if job.get(key) not in (None, "")}
     postgres.update(settings.get("postgres") or {})
     options = {"mode": mode or settings.get("mode") or "full", "postgres": postgres,
                "redis": dict(settings.get("redis") or {})}
-    allow = (job.get("restore") or {}).get("allow_functions", job.get("allow_functions"))
-    if allow is not None:
-        options["allow_functions"] = bool(allow)
+    for name in ("allow_functions", "allow_javascript"):
+        allow = (job.get("restore") or {}).get(name, job.get(name))
+        if allow is not None:
+            options[name] = bool(allow)
     return options
 
 

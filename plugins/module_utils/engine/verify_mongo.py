@@ -141,8 +141,9 @@ def parse_archive(reader, where):
         namespaces[namespace] = namespaces.get(namespace, 0) + count
 
 
-def parse_tar_layout(reader, where):
-    """Documents per namespace of the built-in dumper's tar layout (bson files), checking every member."""
+def parse_tar_layout(reader, where, allow_javascript=False):
+    """Documents per namespace of the built-in dumper's tar layout (bson files), checking every member with the
+    name and metadata policy of mongo_restore, so a verify alarms on a set the restore would refuse."""
     counts = {}
     try:
         tar = tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape")
@@ -154,6 +155,7 @@ def parse_tar_layout(reader, where):
                 raise IntegrityError("%s holds %r, which is not part of the mongodump layout (<db>/<collection>.bson "
                                      "or .metadata.json)" % (where, member.name))
             database, collection, kind = parsed
+            layout.check_names(database, collection, "tar member %r of %s" % (member.name, where))
             handle = tar.extractfile(member)
             if kind == "metadata":
                 raw = handle.read(MAX_METADATA + 1)
@@ -164,6 +166,7 @@ def parse_tar_layout(reader, where):
                                          % (member.name, where, type(exc).__name__))
                 if len(raw) > MAX_METADATA or not isinstance(document, dict):
                     raise IntegrityError("%s in %s is not a metadata document" % (member.name, where))
+                layout.check_metadata(document, "%s.%s" % (database, collection), allow_javascript)
                 continue
             namespace = "%s.%s" % (database, collection)
             counts[namespace] = sum(1 for _doc in layout.iter_bson(handle, "%s in %s" % (member.name, where)))
@@ -192,7 +195,10 @@ def test_restore(repository, job, backup_set, identity_file, scratch_dir, option
         raise IntegrityError("%s records an unknown MongoDB format %r; upgrade the collection" % (where, fmt))
     with open_set(repository, job, backup_set, identity_file) as reader:
         try:
-            counts = (parse_tar_layout if fmt == layout.FORMAT_TAR else parse_archive)(reader, where)
+            if fmt == layout.FORMAT_TAR:
+                counts = parse_tar_layout(reader, where, bool((options or {}).get("allow_javascript")))
+            else:
+                counts = parse_archive(reader, where)
         except IntegrityError:
             _drain(reader)
             raise

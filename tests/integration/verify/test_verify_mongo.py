@@ -133,3 +133,29 @@ def test_metadata_nested_too_deep_is_damage_not_a_traceback(tmp_path):
     with pytest.raises(IntegrityError) as info:
         parse_tar_layout(io.BytesIO(out.getvalue()), "set x")
     assert "not valid metadata JSON" in info.value.msg
+
+
+def test_verify_applies_the_restore_policy_to_names_and_metadata(tmp_path):
+    """A set mongo_restore would refuse (a system collection, server-side JavaScript in a validator) fails its
+    verification too, instead of passing as 'restorable'; allow_javascript lets the JavaScript one through."""
+    from engine.verify_mongo import parse_tar_layout
+
+    def layout(members):
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, payload in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+        return out.getvalue()
+
+    system = layout([("admin/system.users.bson", b"")])
+    with pytest.raises(IntegrityError) as info:
+        parse_tar_layout(io.BytesIO(system), "set x")
+    assert "system.users" in info.value.msg and "never restores" in info.value.msg
+    javascript = layout([("shop/orders.metadata.json", b'{"options": {"validator": {"$where": "sleep(1)"}}}'),
+                         ("shop/orders.bson", b"")])
+    with pytest.raises(IntegrityError) as info:
+        parse_tar_layout(io.BytesIO(javascript), "set x")
+    assert "allow_javascript" in info.value.msg
+    assert parse_tar_layout(io.BytesIO(javascript), "set x", allow_javascript=True) == {"shop.orders": 0}

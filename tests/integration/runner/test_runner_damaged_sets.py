@@ -60,8 +60,8 @@ def test_restore_and_verify_fail_on_a_damaged_newest_set(lifeboat, damaged_newes
     assert result["status"] == "failed" and [d["id"] for d in result["damaged"]] == [newer]
     proc = lifeboat("verify", JOB)
     assert proc.returncode == 1 and newer in proc.stderr
-    assert [(e["operation"], e["status"]) for e in lifeboat.audit()][-2:] == [("restore", "failed"),
-                                                                             ("verify", "failed")]
+    outcomes = [(e["operation"], e["status"]) for e in lifeboat.audit()]
+    assert outcomes[-2:] == [("restore", "failed"), ("verify", "failed")]
 
 
 def test_skip_damaged_restores_the_older_set_and_says_what_it_skipped(lifeboat, damaged_newest, tmp_path):

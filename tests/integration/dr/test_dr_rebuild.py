@@ -5,8 +5,8 @@ the host "dies", Litestream killed with it), an uploads directory, a PostgreSQL 
 dataset, all backed up to moto S3. The runbook creates a
 VPC/subnet/security group/key pair, launches the instance in moto EC2, then bootstraps a fresh podman container
 standing in for it (empty, brand-new apt lists; apt installs PostgreSQL, Redis, Node.js, cron...), restores
-the SQLite database from its Litestream replica and the other jobs from their sets, starts a systemd service and a
-PM2 app, polls their health checks, then protects the new instance (schedule, Litestream and monitoring roles, one
+the SQLite database from its Litestream replica and the other jobs from their sets, starts a systemd service, a
+PM2 app and a plain start command, polls their health checks, then protects the new instance (schedule, Litestream and monitoring roles, one
 backup and verify through the lifeboat runner) and reports RTO by phase and RPO.
 
 No MongoDB job: the only MongoDB here is the nx-27017 stand-in on the controller, which needs wire version 17, and the
@@ -325,6 +325,10 @@ def rebuilt(tmp_path_factory, moto, collections, dr_container, container_exec, c
                  "pm2": "/srv/app/web/node_modules/.bin/pm2", "chdir": "/srv/app/web",
                  "environment": {"PORT": str(web_port), "UPLOADS": "/srv/app/uploads"},
                  "health": {"url": "http://127.0.0.1:%d/health" % web_port, "body_contains": "ok web 3"}},
+                # a plain start command that returns once its process runs, checked by a command
+                {"name": "worker", "manager": "command", "environment": {"WORKER_PID": "/srv/app/worker.pid"},
+                 "start": ["/bin/sh", "-c", "sleep 3600 >/dev/null 2>&1 & echo $! > \"$WORKER_PID\""],
+                 "health": {"command": ["/bin/sh", "-c", "kill -0 \"$(cat /srv/app/worker.pid)\""]}},
             ],
             "dr_health_checks": [{"url": "http://127.0.0.1:%d/health" % port, "from": "controller"}],
             "dr_health_retries": 20,
@@ -396,7 +400,7 @@ def test_directory_postgres_redis_restored(rebuilt, container_exec):
     assert jobs["cache"]["verification"]["keys_match"] is True
 
 
-def test_systemd_and_pm2_services_started_and_healthy(rebuilt, container_exec):
+def test_systemd_pm2_and_command_services_started_and_healthy(rebuilt, container_exec):
     assert container_exec("systemctl", "is-active", "sample-app").strip() == "active"
     with urllib.request.urlopen("http://127.0.0.1:%d/health" % rebuilt["port"], timeout=5) as response:
         assert response.read().decode().strip() == "ok %d" % ROWS
@@ -405,6 +409,9 @@ def test_systemd_and_pm2_services_started_and_healthy(rebuilt, container_exec):
     assert [(p["name"], p["pm2_env"]["status"]) for p in processes] == [("web", "online")]
     with urllib.request.urlopen("http://127.0.0.1:%d/health" % rebuilt["web_port"], timeout=5) as response:
         assert response.read().decode().strip() == "ok web 3"
+    # The command service runs as the app user, started with its environment (the pid file it names).
+    pid = container_exec("cat", "/srv/app/worker.pid").strip()
+    assert container_exec("ps", "-o", "user=,args=", "-p", pid).split() == ["app", "sleep", "3600"]
     # pm2 resurrects the app at boot: its unit is enabled and the process list saved.
     assert container_exec("systemctl", "is-enabled", "pm2-app").strip() == "enabled"
     container_exec("test", "-s", "/srv/app/.pm2/dump.pm2")
@@ -486,6 +493,7 @@ def test_report_breaks_rto_into_phases(rebuilt, moto):
     assert "RTO %s s" % report["rto_seconds"] in output and "RPO %s s" % report["rpo_seconds"] in output
     assert "phases: provision %s s" % phases["provision"] in output
     assert "first backup of app-db on the new instance" in output
+    assert rebuilt["report"]["services"] == ["sample-app", "web", "worker"]
 
 
 def test_dr_rebuild_without_matching_ami_fails_clearly(ansible, moto, tmp_path):

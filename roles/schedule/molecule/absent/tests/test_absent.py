@@ -10,6 +10,8 @@ GONE = (
     "/etc/logrotate.d/lifeboat",
     "/etc/systemd/system/lifeboat-app-db-timer.service",
     "/etc/systemd/system/lifeboat-app-db-timer.timer",
+    "/etc/systemd/system/lifeboat_verify-app-db-timer.service",
+    "/etc/systemd/system/lifeboat_verify-app-db-timer.timer",
     "/var/lib/node_exporter/textfile_collector/lifeboat_app-db.prom",
     "/var/lib/node_exporter/textfile_collector/lifeboat_app-db-timer.prom",
 )

@@ -1,6 +1,7 @@
 """The schedule role in a Debian 12 container: the cron line really backs up the SQLite database,
 the systemd timer job runs under its sandbox, a retired job leaves nothing behind, and flock keeps
-overlapping runs apart."""
+overlapping runs apart. Each job's verify schedule (a cron entry or a timer) runs a test restore under
+its own lock, never the backup's; a job's verify with state absent and the retired jobs' verifies are gone."""
 
 import hashlib
 import json
@@ -13,10 +14,11 @@ METRICS_DIR = "/var/lib/node_exporter/textfile_collector"
 BIN = "/opt/lifeboat/bin/lifeboat"  # schedule_bin_path in converge.yml: a directory the image does not have
 
 
-def cron_entry(host, job):
-    """(five time fields, user, command) of the job's entry in the cron file."""
+def cron_entry(host, job, prefix="lifeboat-"):
+    """(five time fields, user, command) of the job's entry in the cron file (its verify entry with
+    prefix="lifeboat_verify-")."""
     lines = host.file(CRON_FILE).content_string.splitlines()
-    marker = "#Ansible: lifeboat-%s" % job
+    marker = "#Ansible: %s%s" % (prefix, job)
     assert marker in lines, "no cron entry for %s in %s" % (job, CRON_FILE)
     fields = lines[lines.index(marker) + 1].split(None, 6)
     return fields[:5], fields[5], fields[6]
@@ -156,13 +158,81 @@ def test_systemd_timer_job(host):
     assert host.file(METRICS_DIR + "/lifeboat_app-db.nightly.prom").exists
 
 
+def test_verify_cron_entry(host):
+    times, user, command = cron_entry(host, "app-db", prefix="lifeboat_verify-")
+    # weekly (schedule_verify_schedule) on Sunday at 04:45, under its own lock in locks/verify/
+    assert times == ["45", "4", "*", "*", "0"] and user == "root"
+    assert command == ("/usr/bin/flock -n -E 75 /var/lib/lifeboat/locks/verify/app-db.lock /usr/bin/nice -n 10 "
+                       "/usr/bin/ionice -c 2 -n 7 " + BIN + " verify app-db --scratch-dir /var/tmp/lifeboat-verify"
+                       " --min-free-mb 1 >> /var/log/lifeboat/app-db.log 2>&1")
+    scratch = host.file("/var/tmp/lifeboat-verify")
+    assert scratch.is_directory and scratch.mode == 0o700 and scratch.user == "root"
+    # the other cron jobs get one too, except the one whose verify is absent
+    content = host.file(CRON_FILE).content_string
+    assert "#Ansible: lifeboat_verify-app-db-monthly" in content.splitlines()
+    assert "lifeboat_verify-app-db-hourly" not in content
+    assert "verify app-db-hourly" not in content
+
+
+def test_verify_cron_line_restores_while_a_backup_holds_its_locks(host):
+    command = cron_entry(host, "app-db", prefix="lifeboat_verify-")[2]
+    latest = complete_sets(host, "/var/backups/lifeboat", "app-db")[-1]
+    before = len(audit_entries(host, "app-db", "verify"))
+    # a backup of the job is running (both of its locks held): the verify still runs, and verifies the set
+    code, _output = run_like_cron(host, command, before=(
+        "flock /var/lib/lifeboat/locks/app-db.cron.lock flock /var/lib/lifeboat/locks/app-db.lock sleep 6 "
+        ">/dev/null 2>&1 & sleep 1;"))
+    log = host.file("/var/log/lifeboat/app-db.log").content_string
+    assert code == 0, log
+    entries = audit_entries(host, "app-db", "verify")
+    assert len(entries) == before + 1
+    assert entries[-1]["status"] == "ok" and entries[-1]["set"] == latest, entries[-1]
+    assert host.run("ls -A /var/tmp/lifeboat-verify").stdout.strip() == ""  # no scratch data left
+    host.run("sleep 5")
+
+
+def test_overlapping_verifies_do_nothing(host):
+    command = cron_entry(host, "app-db", prefix="lifeboat_verify-")[2]
+    before = len(audit_entries(host, "app-db", "verify"))
+    code, _output = run_like_cron(host, command,
+                                  before="flock /var/lib/lifeboat/locks/verify/app-db.lock sleep 4 & sleep 1;")
+    host.run("sleep 3")
+    assert code == 75
+    assert len(audit_entries(host, "app-db", "verify")) == before
+
+
+def test_verify_timer(host):
+    timer = host.service("lifeboat_verify-app-db.nightly.timer")
+    assert timer.is_enabled and timer.is_running
+    unit = host.file("/etc/systemd/system/lifeboat_verify-app-db.nightly.service").content_string.splitlines()
+    assert ("ExecStart=/usr/bin/flock -n -E 75 /var/lib/lifeboat/locks/verify/app-db.nightly.lock " + BIN
+            + " verify app-db.nightly") in unit
+    for line in ("Type=oneshot", "SuccessExitStatus=75", "Nice=10", "IOSchedulingPriority=7", "ProtectSystem=strict",
+                 "ReadWritePaths=-/var/lib/lifeboat", "ReadWritePaths=-" + METRICS_DIR):
+        assert line in unit, line
+    timer_unit = host.file("/etc/systemd/system/lifeboat_verify-app-db.nightly.timer").content_string.splitlines()
+    assert "OnCalendar=Sun *-*-* 04:45:00" in timer_unit and "Unit=lifeboat_verify-app-db.nightly.service" in timer_unit
+    # the job's own random delay spreads the verifies too
+    assert "RandomizedDelaySec=900" in timer_unit
+    latest = complete_sets(host, "/var/backups/lifeboat-nightly", "app-db.nightly")[-1]
+    before = len(audit_entries(host, "app-db.nightly", "verify"))
+    started = host.run("systemctl start lifeboat_verify-app-db.nightly.service")
+    journal = host.run("journalctl -u lifeboat_verify-app-db.nightly.service --no-pager -n 20").stdout
+    assert started.rc == 0, journal
+    entries = audit_entries(host, "app-db.nightly", "verify")
+    assert len(entries) == before + 1 and entries[-1]["status"] == "ok" and entries[-1]["set"] == latest, journal
+
+
 def test_retired_jobs_leave_nothing(host):
     assert "retired" not in host.file(CRON_FILE).content_string
     for path in ("/etc/lifeboat/jobs/retired.json", "/etc/lifeboat/jobs/retired-timer.json",
                  "/var/lib/lifeboat/locks/retired.cron.lock", "/var/lib/lifeboat/locks/retired.lock",
+                 "/var/lib/lifeboat/locks/verify/retired.lock",
                  METRICS_DIR + "/lifeboat_retired.prom",
                  "/etc/systemd/system/lifeboat-retired-timer.service",
-                 "/etc/systemd/system/lifeboat-retired-timer.timer"):
+                 "/etc/systemd/system/lifeboat-retired-timer.timer",
+                 "/etc/systemd/system/lifeboat_verify-retired-timer.service",
+                 "/etc/systemd/system/lifeboat_verify-retired-timer.timer"):
         assert not host.file(path).exists, path
     assert "retired" not in host.run("systemctl list-timers --all --no-pager").stdout
     assert "retired" not in host.run("systemctl list-unit-files 'lifeboat-*' --no-pager").stdout

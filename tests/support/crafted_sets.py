@@ -10,21 +10,22 @@ from engine.backup import run_backup
 from engine.repository import Repository
 
 
-class CraftedSource(object):
-    """A 'directory' source whose archive is exactly `members` ((TarInfo, payload or None) pairs) and whose manifest
-    verification is `verification`."""
-    kind = "directory"
-    extension = "tar"
+class BytesSource(object):
+    """A source of `kind` whose data is exactly `data` and whose manifest records `verification` and `source` (the
+    source description): what a repository writer could store, with a correct sha256, through the engine itself."""
 
-    def __init__(self, members, verification=None):
-        self.members = members
+    def __init__(self, kind, extension, data, verification=None, source=None):
+        self.kind = kind
+        self.extension = extension
+        self.data = data
         self._verification = verification or {}
+        self._source = source or {"path": "crafted"}
 
     def check(self):
         pass
 
     def describe(self):
-        return {"path": "crafted"}
+        return dict(self._source)
 
     def tools(self):
         return {}
@@ -34,12 +35,23 @@ class CraftedSource(object):
 
     @contextlib.contextmanager
     def open(self):
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for info, payload in self.members:
-                tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
-        buffer.seek(0)
-        yield buffer
+        yield io.BytesIO(self.data)
+
+
+def tar_bytes(members):
+    """A tar stream (pax) of exactly `members`: (TarInfo, payload or None) pairs, as `member` makes them."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, payload in members:
+            tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
+    return buffer.getvalue()
+
+
+class CraftedSource(BytesSource):
+    """A 'directory' source whose archive is exactly `members` and whose manifest verification is `verification`."""
+
+    def __init__(self, members, verification=None, kind="directory", source=None):
+        super(CraftedSource, self).__init__(kind, "tar", tar_bytes(members), verification, source)
 
 
 def member(name, payload=b"evil", kind=tarfile.REGTYPE, linkname="", mode=None, uid=0, mtime=0):

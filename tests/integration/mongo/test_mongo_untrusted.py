@@ -4,8 +4,6 @@ Each test builds its crafted set itself, stores it as a complete set through the
 sha256 is right and only the restore's checks stand between it and the server) and restores it into nx-27017 (the
 MongoDB stand-in: no real mongod exists here). It then proves nothing of the set reached the server."""
 
-import contextlib
-import io
 import json
 import os
 import tarfile
@@ -18,39 +16,9 @@ from engine.backup import run_backup
 from engine.errors import IntegrityError
 from engine.mongo import restore_mongo
 from engine.repository import Repository
+from support.crafted_sets import CraftedSource
 
 RESTORE = "lifeboat.backup.mongo_restore"
-
-
-class CraftedMongoSource(object):
-    """A 'mongo' source in tar-layout format whose archive is exactly `members` ((TarInfo, payload) pairs)."""
-    kind = "mongo"
-    extension = "tar"
-
-    def __init__(self, members, counts):
-        self.members = members
-        self.counts = counts
-
-    def check(self):
-        pass
-
-    def describe(self):
-        return {"uri": "mongodb://crafted", "method": "builtin", "format": "tar-layout", "oplog": False}
-
-    def tools(self):
-        return {}
-
-    def verification(self):
-        return {"document_counts": dict(self.counts)}
-
-    @contextlib.contextmanager
-    def open(self):
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for info, payload in self.members:
-                tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
-        buffer.seek(0)
-        yield buffer
 
 
 def member(name, payload=b"", kind=tarfile.REGTYPE, linkname=""):
@@ -77,7 +45,8 @@ def metadata(name, **extra):
 
 def crafted(tmp_path, members, counts, job="crafted"):
     repository = Repository.from_options(dest=str(tmp_path / "repo"))
-    run_backup(CraftedMongoSource(members, counts), repository, job)
+    source = {"uri": "mongodb://crafted", "method": "builtin", "format": "tar-layout", "oplog": False}
+    run_backup(CraftedSource(members, {"document_counts": dict(counts)}, kind="mongo", source=source), repository, job)
     return repository
 
 

@@ -3,9 +3,7 @@
 Each test builds its crafted database itself and stores it as a complete set with the right sha256 (through the
 engine's own backup path), so only the restore's checks stand between it and the live data."""
 
-import contextlib
 import hashlib
-import io
 import os
 import sqlite3
 import sys
@@ -21,32 +19,7 @@ from engine.repository import Repository
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sqlite_helpers import count, make_database  # noqa: E402
-from support.crafted_sets import crafted_set, member  # noqa: E402
-
-
-class CraftedSqliteSource(object):
-    kind = "sqlite"
-    extension = "db"
-
-    def __init__(self, payload, verification=None):
-        self.payload = payload
-        self._verification = verification or {}
-
-    def check(self):
-        pass
-
-    def describe(self):
-        return {"path": "crafted"}
-
-    def tools(self):
-        return {}
-
-    def verification(self):
-        return dict(self._verification)
-
-    @contextlib.contextmanager
-    def open(self):
-        yield io.BytesIO(self.payload)
+from support.crafted_sets import BytesSource, crafted_set, member  # noqa: E402
 
 
 def digest(path):
@@ -78,7 +51,7 @@ def test_unreadable_database_in_a_set_is_an_integrity_error_and_the_live_file_st
     """Before: sqlite3.DatabaseError escaped the restore ('unexpected ... this is a bug', with a traceback)."""
     data = b"SQLite format 3\x00" + b"\xa5" * 8000 if payload == "not a database" else malformed_schema(tmp_path)
     repository = Repository.from_options(dest=str(tmp_path / "repo"))
-    run_backup(CraftedSqliteSource(data), repository, "crafted")
+    run_backup(BytesSource("sqlite", "db", data), repository, "crafted")
     db, before = live
     with pytest.raises(IntegrityError) as caught:
         engine_sqlite.restore_sqlite(repository, "crafted", str(db))

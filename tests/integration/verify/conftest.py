@@ -2,7 +2,6 @@
 sha256 is right whatever they hold, as a set written by someone who can write to the repository would be), the
 decoded data of a stored set, and the servers of the other suites (PostgreSQL, Redis, nx-27017)."""
 
-import contextlib
 import io
 import os
 import subprocess
@@ -13,34 +12,8 @@ from engine.backup import run_backup
 from engine.catalog import locate
 from engine.repository import Repository
 from engine.restore import fetch_to_file
+from support.crafted_sets import BytesSource  # noqa: F401 (the verify tests import it from here)
 from support.suites import load_suite_module
-
-
-class BytesSource(object):
-    """A source of `kind` whose data is exactly `data` and whose manifest records `verification` and `source`."""
-
-    def __init__(self, kind, extension, data, verification=None, source=None):
-        self.kind = kind
-        self.extension = extension
-        self.data = data
-        self._verification = verification or {}
-        self._source = source or {"crafted": True}
-
-    def check(self):
-        pass
-
-    def describe(self):
-        return dict(self._source)
-
-    def tools(self):
-        return {}
-
-    def verification(self):
-        return dict(self._verification)
-
-    @contextlib.contextmanager
-    def open(self):
-        yield io.BytesIO(self.data)
 
 
 def store(repository_dir, job, source, encryption=None):

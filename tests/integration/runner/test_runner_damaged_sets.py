@@ -37,12 +37,14 @@ def damaged_newest(lifeboat, moto, s3, tmp_path):
            "retention": {"keep_last": 1}, "prune_after_run": False}
     lifeboat.write_job(job)
     assert lifeboat("run", JOB).returncode == 0
+    [older] = os.listdir(str(tmp_path / "repo" / JOB))
     conn = sqlite3.connect(str(db))
     conn.execute("INSERT INTO t (v) VALUES ('newer')")
     conn.commit()
     conn.close()
     assert lifeboat("run", JOB).returncode == 0
-    older, newer = sorted(os.listdir(str(tmp_path / "repo" / JOB)))
+    # not sorted ids: two runs within one second share the timestamp, and their random suffixes order them by chance
+    [newer] = set(os.listdir(str(tmp_path / "repo" / JOB))) - {older}
     with open(str(tmp_path / "repo" / JOB / newer / "manifest.json"), "w") as handle:
         handle.write('{"format": 1, "id": "trunc')
     moto.client().put_object(Bucket=s3["bucket"], Key="prod/%s/%s/manifest.json" % (JOB, newer),
@@ -97,7 +99,7 @@ def test_prune_keeps_the_newest_intact_set_and_warns_about_the_damaged_one(lifeb
     assert "set %s is damaged and was left in place" % newer in proc.stderr
     result = json.loads(proc.stdout)
     assert result["removed"] == [] and {e["id"] for e in result["kept"]} == {older, newer}
-    assert sorted(os.listdir(str(tmp_path / "repo" / JOB))) == [older, newer]
+    assert sorted(os.listdir(str(tmp_path / "repo" / JOB))) == sorted([older, newer])
 
 
 @pytest.mark.parametrize("job", ["../other", "/etc", "a/b"])

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from .errors import ConfigError, IntegrityError, LifeboatError, RestoreError, SourceError
-from .files import aside_name, fsync_dir
+from .files import aside_name, fsync_dir, sweep_unheld
 from .restore import find_set, open_set, set_result
 from .sqlite import COMPANIONS, HEADER, copy_snapshot, inspect, scratch_prefix, sweep_dead_scratch
 from .streams import CHUNK, IterReader, iter_chunks
@@ -447,34 +447,9 @@ def lock_staging(path):
 
 
 def sweep_stale_staging(directory, prefix, older_than):
-    """Remove the staging directories named `prefix`* in `directory` that a killed restore left (SIGKILL, power
-    loss). A running restore holds an flock on its staging directory (lock_staging), so only directories nobody
-    holds and last changed before `older_than` (the start of this run) go. Returns the removed paths."""
-    removed = []
-    try:
-        names = [name for name in os.listdir(directory) if name.startswith(prefix)]
-    except OSError:
-        return removed
-    for name in names:
-        candidate = os.path.join(directory, name)
-        try:
-            fd = open_dir(candidate)  # a symlink or a file of that name is not ours: left alone
-        except OSError:
-            continue
-        try:
-            if os.fstat(fd).st_mtime >= older_than:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a restore is using it right now
-            remove_tree(candidate)
-            removed.append(candidate)
-        except OSError:
-            continue  # best effort: a later run tries again
-        finally:
-            os.close(fd)
-    return removed
+    """Remove the staging directories named `prefix`* in `directory` that a killed restore left; a running
+    restore holds an flock on its own (lock_staging). A symlink or a file of that name is not ours: left alone."""
+    return sweep_unheld(directory, prefix, older_than, open_dir, remove_tree)
 
 
 # ---------------------------------------------------------------------------------------------- restore

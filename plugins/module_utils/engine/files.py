@@ -2,6 +2,7 @@
 previous data aside until the new data is in place and verified."""
 
 import errno
+import fcntl
 import grp
 import os
 import pwd
@@ -189,3 +190,36 @@ class Swap(object):
             if os.path.lexists(kept):
                 os.unlink(kept)
         self.aside = None
+
+
+def sweep_unheld(directory, prefix, older_than, open_entry, remove):
+    """Remove the entries named `prefix`* in `directory` that a killed run left (SIGKILL, power loss). A live run
+    holds an flock on its entry, so only entries nobody holds and last changed before `older_than` (the start of
+    this run) go. `open_entry(path)` opens one without following a symlink (OSError: not ours, left alone);
+    `remove(path)` deletes it. Best effort: an entry that cannot be removed is tried again by a later run.
+    Returns the removed paths."""
+    removed = []
+    try:
+        names = [name for name in os.listdir(directory) if name.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        candidate = os.path.join(directory, name)
+        try:
+            fd = open_entry(candidate)
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_mtime >= older_than:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live run holds it
+            remove(candidate)
+            removed.append(candidate)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed

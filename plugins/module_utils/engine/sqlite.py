@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from .errors import ConfigError, IntegrityError, RestoreError, SourceError
-from .files import Swap, apply_attributes, fsync_dir
+from .files import Swap, apply_attributes, fsync_dir, sweep_unheld
 from .restore import fetch_to_file, find_set, set_result
 
 HEADER = b"SQLite format 3\x00"
@@ -248,38 +248,22 @@ def _staging_prefix(path):
     return ".%s.lifeboat-restore-" % os.path.basename(path)
 
 
+def _open_regular(path):
+    """fd of the regular file `path`, never through a symlink; OSError for anything else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def remove_stale_staging(path, older_than):
     """Remove staging files beside `path` left by a restore that was killed (SIGKILL, power loss) before it
-    could clean up. A running restore holds an flock on its staging file, so only files nobody holds and
-    last written before `older_than` (the start of this run) are removed. Returns the removed paths."""
-    directory = os.path.dirname(path)
-    prefix = _staging_prefix(path)
-    removed = []
-    try:
-        names = [n for n in os.listdir(directory) if n.startswith(prefix)]
-    except OSError:
-        return removed
-    for name in names:
-        candidate = os.path.join(directory, name)
-        try:
-            fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_mtime >= older_than:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a restore is writing it right now
-            os.unlink(candidate)
-            removed.append(candidate)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-    return removed
+    could clean up; a running restore holds an flock on its own staging file. Returns the removed paths."""
+    return sweep_unheld(os.path.dirname(path), _staging_prefix(path), older_than, _open_regular, os.unlink)
 
 
 def _staging_error(exc, staged, manifest):

@@ -6,11 +6,11 @@ It imports nothing from Ansible (it is handed the AnsibleModule), so it also sta
 
 import traceback
 
-from .engine.backup import plan, run_backup
-from .engine.errors import LifeboatError
-from .engine.naming import validate_job
-from .engine.repository import Repository
-from .engine.s3_repository import STORAGE_CLASSES
+from .engine.pipeline.backup import plan, run_backup
+from .engine.core.errors import LifeboatError
+from .engine.core.naming import validate_job
+from .engine.repositories.repository import Repository
+from .engine.repositories.s3 import STORAGE_CLASSES
 
 S3_OPTIONS = dict(
     bucket=dict(type="str", required=True),

@@ -132,8 +132,8 @@ latest:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.catalog import COMPLETE, INVALID, list_sets
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.naming import validate_job
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.catalog import COMPLETE, INVALID, list_sets
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.naming import validate_job
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, repository_from_params, repository_spec, run_module)
 

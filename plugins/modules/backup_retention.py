@@ -167,7 +167,7 @@ now:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.retention import apply_retention
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.retention import apply_retention
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, repository_from_params, repository_spec, run_module)
 

@@ -230,14 +230,17 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.naming import validate_job
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.postgres_options import (
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.naming import validate_job
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.options import (
     CONNECTION_MUTUALLY_EXCLUSIVE, connection_spec)
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.verify import POSTGRES_LOGIN_KEYS, verify_set
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.verify import POSTGRES_LOGIN_KEYS, verify_set
 # The kinds' test restores are loaded by name (kinds.verify_hook): imported here too, so Ansible ships them.
 # pylint: disable-next=unused-import
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine import (  # noqa: F401
-    verify_directory, verify_mongo, verify_postgres, verify_redis, verify_sqlite)
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.directory import verify as _dir  # noqa: F401
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.mongo import verify as _mongo  # noqa: F401
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres import verify as _pg  # noqa: F401
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis import verify as _redis  # noqa: F401
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.sqlite import verify as _sqlite  # noqa: F401
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, identity_file, repository_from_params, restore_spec, run_module)
 

@@ -135,7 +135,7 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.directory import restore_from_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.directory.kind import restore_from_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, repository_from_params, restore_spec, run_module)
 

@@ -135,7 +135,7 @@ plan:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.directory import source_from_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.directory.kind import source_from_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, backup_spec, run_backup_module)
 

@@ -265,8 +265,8 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine import litestream as engine
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.errors import ConfigError
+from ansible_collections.lifeboat.backup.plugins.module_utils import litestream_config as engine
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.errors import ConfigError
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import run_module
 
 REPLICA_OPTIONS = dict(

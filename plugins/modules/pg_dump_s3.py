@@ -138,8 +138,8 @@ plan:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.postgres import source_from_options
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.postgres_options import (
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.kind import source_from_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.options import (
     CONNECTION_MUTUALLY_EXCLUSIVE, connection_spec, dump_spec)
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, backup_spec, run_backup_module)

@@ -228,8 +228,8 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.postgres import restore_from_options
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.postgres_options import (
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.kind import restore_from_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.options import (
     CONNECTION_MUTUALLY_EXCLUSIVE, connection_spec, restore_spec as pg_restore_spec)
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, repository_from_params, restore_spec, run_module)

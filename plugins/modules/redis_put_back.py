@@ -89,7 +89,7 @@ keys:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.redis import (
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.kind import (
     connection_from_options, connection_spec, put_back_redis, restart_spec)
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import run_module
 

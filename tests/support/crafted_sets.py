@@ -6,8 +6,8 @@ import contextlib
 import io
 import tarfile
 
-from engine.backup import run_backup
-from engine.repository import Repository
+from engine.pipeline.backup import run_backup
+from engine.repositories.repository import Repository
 
 
 class BytesSource(object):

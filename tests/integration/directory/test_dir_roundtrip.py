@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from engine import directory
-from engine.backup import run_backup
-from engine.repository import Repository
+from engine.sources.directory import kind as directory
+from engine.pipeline.backup import run_backup
+from engine.repositories.repository import Repository
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

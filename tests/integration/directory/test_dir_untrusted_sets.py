@@ -11,9 +11,9 @@ import sys
 import tarfile
 
 from support.crafted_sets import crafted_set, member
-from engine import directory
-from engine.backup import run_backup
-from engine.repository import Repository
+from engine.sources.directory import kind as directory
+from engine.pipeline.backup import run_backup
+from engine.repositories.repository import Repository
 
 MODULE_UTILS = os.path.dirname(os.path.dirname(os.path.abspath(directory.__file__)))
 
@@ -76,8 +76,8 @@ def test_setuid_bits_are_restored_only_with_keep_setuid(ansible, tmp_path):
 STALLED_RESTORE = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from engine import directory
-from engine.repository import Repository
+from engine.sources.directory import kind as directory
+from engine.repositories.repository import Repository
 
 def stall(reader):  # every member is extracted; the process is killed before it verifies and cleans up
     print("extracted", flush=True)

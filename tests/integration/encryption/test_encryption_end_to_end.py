@@ -179,9 +179,9 @@ def test_sse_aes256_recorded_on_every_object(ansible, moto, s3, tmp_path):
 
 def test_sse_kms_single_and_multipart_upload(moto, s3, tmp_path):
     """aws:kms with a key id on a small set (PutObject) and a large one (multipart: set on CreateMultipartUpload)."""
-    from engine.backup import run_backup
-    from engine.repository import Repository
-    from engine.sqlite import SqliteSource, restore_sqlite
+    from engine.pipeline.backup import run_backup
+    from engine.repositories.repository import Repository
+    from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
 
     db = tmp_path / "big.db"
     conn = sqlite3.connect(str(db))

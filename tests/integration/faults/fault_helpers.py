@@ -1,10 +1,9 @@
 """Fixtures for the fault-injection suite: the S3 fault proxy, a small tmpfs, the runner as installed on
-hosts (`python3 -m lifeboat_engine.cli`), and SQLite helpers."""
+hosts (`python3 <lib>/lifeboat.pyz`), and SQLite helpers."""
 
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -12,10 +11,10 @@ import sys
 import pytest
 
 from fault_proxy import FaultProxy
+from support.runner import install_runner
 from support.moto import aws_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-ENGINE = os.path.join(REPO, "plugins", "module_utils", "engine")
 MIB = 1024 * 1024
 
 
@@ -86,14 +85,14 @@ def small_fs(tmp_path):
 
 @pytest.fixture(scope="session")
 def runner_lib(tmp_path_factory):
-    """The engine copied as lifeboat_engine, as the schedule role installs it."""
+    """The runner zipapp, as the schedule role installs it."""
     lib = tmp_path_factory.mktemp("faults-opt-lifeboat") / "lib"
-    shutil.copytree(ENGINE, str(lib / "lifeboat_engine"), ignore=shutil.ignore_patterns("__pycache__"))
+    install_runner(lib)
     return str(lib)
 
 
 class Runner(object):
-    """`lifeboat` (python3 -m lifeboat_engine.cli) with its own config and state directories."""
+    """`lifeboat` (python3 <lib>/lifeboat.pyz) with its own config and state directories."""
 
     def __init__(self, lib, base):
         self.config_dir = os.path.join(base, "etc")
@@ -101,7 +100,7 @@ class Runner(object):
         os.makedirs(os.path.join(self.config_dir, "jobs"))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LIFEBOAT_")}
         self.env.update(aws_env())
-        self.env["PYTHONPATH"] = lib
+        self.runner = os.path.join(lib, "lifeboat.pyz")
 
     def write_job(self, document):
         path = os.path.join(self.config_dir, "jobs", "%s.json" % document["job"])
@@ -111,7 +110,7 @@ class Runner(object):
         return path
 
     def argv(self, *args):
-        return [sys.executable, "-m", "lifeboat_engine.cli", "--config-dir", self.config_dir,
+        return [sys.executable, self.runner, "--config-dir", self.config_dir,
                 "--state-dir", self.state_dir] + list(args)
 
     def start(self, *args):

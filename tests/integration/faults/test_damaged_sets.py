@@ -16,13 +16,13 @@ import sqlite3
 import pytest
 
 from fault_helpers import count, digest, make_db, staging
-from engine import manifest as manifest_mod
-from engine.backup import run_backup
-from engine.catalog import list_sets
-from engine.errors import ConfigError, IntegrityError
-from engine.repository import Repository
-from engine.sqlite import SqliteSource, restore_sqlite
-from engine.verify import verify_set
+from engine.core import manifest as manifest_mod
+from engine.pipeline.backup import run_backup
+from engine.pipeline.catalog import list_sets
+from engine.core.errors import ConfigError, IntegrityError
+from engine.repositories.repository import Repository
+from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
+from engine.pipeline.verify import verify_set
 
 JOB = "app"
 UTC = datetime.timezone.utc

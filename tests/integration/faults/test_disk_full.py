@@ -6,11 +6,11 @@ import os
 import pytest
 
 from fault_helpers import count, digest, make_db, staging
-from engine.backup import run_backup
-from engine.catalog import list_sets
-from engine.errors import RestoreError, SinkError, SourceError
-from engine.repository import Repository
-from engine.sqlite import SqliteSource, restore_sqlite
+from engine.pipeline.backup import run_backup
+from engine.pipeline.catalog import list_sets
+from engine.core.errors import RestoreError, SinkError, SourceError
+from engine.repositories.repository import Repository
+from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
 
 JOB = "app"
 

@@ -12,8 +12,8 @@ import sqlite3
 import time
 
 from fault_helpers import MIB, count, digest, make_db, staging
-from engine.catalog import list_sets
-from engine.repository import Repository
+from engine.pipeline.catalog import list_sets
+from engine.repositories.repository import Repository
 
 JOB = "app"
 

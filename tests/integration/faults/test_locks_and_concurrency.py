@@ -8,11 +8,11 @@ import time
 import pytest
 
 from fault_helpers import MIB, count, digest, make_db
-from engine.backup import run_backup
-from engine.catalog import list_sets
-from engine.errors import SourceError
-from engine.repository import Repository
-from engine.sqlite import SqliteSource
+from engine.pipeline.backup import run_backup
+from engine.pipeline.catalog import list_sets
+from engine.core.errors import SourceError
+from engine.repositories.repository import Repository
+from engine.sources.sqlite.kind import SqliteSource
 
 JOB = "app"
 

@@ -6,11 +6,11 @@ import os
 import pytest
 
 from fault_helpers import MIB, count, digest, make_db
-from engine.backup import is_partial_failure, run_backup
-from engine.catalog import list_sets
-from engine.errors import SinkError
-from engine.repository import Repository
-from engine.sqlite import SqliteSource, restore_sqlite
+from engine.pipeline.backup import is_partial_failure, run_backup
+from engine.pipeline.catalog import list_sets
+from engine.core.errors import SinkError
+from engine.repositories.repository import Repository
+from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
 
 JOB = "app"
 

@@ -7,9 +7,9 @@ import hashlib
 import os
 
 from fault_helpers import MIB
-from engine.backup import run_backup
-from engine.repository import Repository
-from engine.s3_repository import S3Repository
+from engine.pipeline.backup import run_backup
+from engine.repositories.repository import Repository
+from engine.repositories.s3 import S3Repository
 
 
 class RandomSource(object):

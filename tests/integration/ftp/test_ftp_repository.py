@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from engine.backup import run_backup
-from engine.catalog import COMPLETE, INCOMPLETE, list_sets, locate
-from engine.errors import SinkError, SourceError
-from engine.repository import Repository
-from engine.restore import fetch_to_file
-from engine.retention import apply_retention
-from engine.streams import IterReader
+from engine.pipeline.backup import run_backup
+from engine.pipeline.catalog import COMPLETE, INCOMPLETE, list_sets, locate
+from engine.core.errors import SinkError, SourceError
+from engine.repositories.repository import Repository
+from engine.pipeline.restore import fetch_to_file
+from engine.pipeline.retention import apply_retention
+from engine.core.streams import IterReader
 from ftp_server import FtpServer
 
 MIB = 1024 * 1024

@@ -12,10 +12,10 @@ import bson
 import pytest
 from bson import json_util
 
-from engine.backup import run_backup
-from engine.errors import IntegrityError
-from engine.mongo import restore_mongo
-from engine.repository import Repository
+from engine.pipeline.backup import run_backup
+from engine.core.errors import IntegrityError
+from engine.sources.mongo.kind import restore_mongo
+from engine.repositories.repository import Repository
 from support.crafted_sets import CraftedSource
 
 RESTORE = "lifeboat.backup.mongo_restore"

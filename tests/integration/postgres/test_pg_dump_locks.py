@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from engine.backup import run_backup
-from engine.errors import LifeboatError
-from engine.postgres import Connection, PostgresSource, restore_from_options
-from engine.repository import Repository
+from engine.pipeline.backup import run_backup
+from engine.core.errors import LifeboatError
+from engine.sources.postgres.kind import Connection, PostgresSource, restore_from_options
+from engine.repositories.repository import Repository
 
 from pgserver import PG_BIN, USER
 

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from engine.backup import run_backup
-from engine.errors import ConfigError, RestoreError
-from engine.postgres import Connection, PostgresSource, put_back
-from engine.repository import Repository
+from engine.pipeline.backup import run_backup
+from engine.core.errors import ConfigError, RestoreError
+from engine.sources.postgres.kind import Connection, PostgresSource, put_back
+from engine.repositories.repository import Repository
 from support.ports import free_port
 
 from pgserver import PG_BIN, USER

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from engine.backup import run_backup
-from engine.errors import LifeboatError
-from engine.postgres import Connection, PostgresSource, restore_from_options
-from engine.repository import Repository
+from engine.pipeline.backup import run_backup
+from engine.core.errors import LifeboatError
+from engine.sources.postgres.kind import Connection, PostgresSource, restore_from_options
+from engine.repositories.repository import Repository
 
 from pgserver import PASSWORD, PG_BIN, USER
 
@@ -394,8 +394,8 @@ def test_globals_bundle(ansible, postgres, tmp_path):
 
 
 def test_inspect_set_for_backup_verify(bench_set, tmp_path):
-    from engine.catalog import locate
-    from engine.postgres import inspect_set
+    from engine.pipeline.catalog import locate
+    from engine.sources.postgres.kind import inspect_set
     repository = Repository.from_options(dest=bench_set["dest"])
     report = inspect_set(repository, "bench", locate(repository, "bench"))
     assert report == {"archive": "ok", "toc_entries": report["toc_entries"], "tables": 4, "globals_bytes": None}

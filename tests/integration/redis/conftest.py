@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from engine.errors import LifeboatError
-from engine.resp import RedisClient
+from engine.core.errors import LifeboatError
+from engine.sources.redis.resp import RedisClient
 from support.ports import free_port, wait_for_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))

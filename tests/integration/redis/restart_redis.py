@@ -18,8 +18,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "plugins",
                                 "module_utils"))
 
-from engine.resp import RedisClient  # noqa: E402
-from engine.errors import LifeboatError  # noqa: E402
+from engine.sources.redis.resp import RedisClient  # noqa: E402
+from engine.core.errors import LifeboatError  # noqa: E402
 
 
 def settings(path):

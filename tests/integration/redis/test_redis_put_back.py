@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from engine import redis as redis_engine
-from engine.backup import run_backup
-from engine.errors import ConfigError, RestoreError
-from engine.repository import Repository
+from engine.sources.redis import kind as redis_engine
+from engine.pipeline.backup import run_backup
+from engine.core.errors import ConfigError, RestoreError
+from engine.repositories.repository import Repository
 from support.ports import free_port
 
 PLAYBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(

@@ -5,9 +5,9 @@ import hashlib
 import json
 import os
 
-from engine import redis as redis_engine
-from engine.backup import run_backup
-from engine.repository import Repository
+from engine.sources.redis import kind as redis_engine
+from engine.pipeline.backup import run_backup
+from engine.repositories.repository import Repository
 from support.ports import free_port
 
 KEYS = 100000

@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from engine import redis as redis_engine
-from engine.backup import run_backup
-from engine.repository import Repository
+from engine.sources.redis import kind as redis_engine
+from engine.pipeline.backup import run_backup
+from engine.repositories.repository import Repository
 
 
 def fill(server, count, value, prefix="k"):

@@ -1,18 +1,18 @@
-"""The lifeboat runner installed as the schedule role installs it (the engine copied as lifeboat_engine, a wrapper
+"""The lifeboat runner installed as the schedule role installs it (the runner zipapp, a wrapper
 script with the role's --config-dir/--state-dir), for the report and backup-now playbook tests."""
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
 
 import pytest
 
+from support.runner import install_runner
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-ENGINE = os.path.join(REPO, "plugins", "module_utils", "engine")
 PLAYBOOKS = os.path.join(REPO, "playbooks")
 
 
@@ -24,13 +24,12 @@ class Runner(object):
         self.state_dir = os.path.join(base, "state")
         self.metrics_dir = os.path.join(base, "textfile")
         self.bin = os.path.join(base, "bin", "lifeboat")
-        shutil.copytree(ENGINE, os.path.join(self.lib, "lifeboat_engine"),
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        runner = install_runner(self.lib)
         for path in (os.path.join(self.config_dir, "jobs"), self.metrics_dir, os.path.dirname(self.bin)):
             os.makedirs(path)
         with open(self.bin, "w") as handle:  # what roles/schedule/templates/lifeboat.sh.j2 renders
-            handle.write("#!/bin/sh\nPYTHONPATH=%s\nexport PYTHONPATH\nexec %s -m lifeboat_engine.cli --config-dir %s "
-                         "--state-dir %s \"$@\"\n" % (self.lib, sys.executable, self.config_dir, self.state_dir))
+            handle.write("#!/bin/sh\nexec %s %s --config-dir %s --state-dir %s \"$@\"\n"
+                         % (sys.executable, runner, self.config_dir, self.state_dir))
         os.chmod(self.bin, 0o755)
 
     def write_job(self, document):

@@ -24,9 +24,10 @@ PLAYBOOKS = os.path.join(REPO, "playbooks")
 
 def make_backup(kind, job, dest, path):
     """A backup set made with the engine directly (faster than a playbook run); returns the `backup` dict."""
-    from engine import directory as directory_kind, sqlite as sqlite_kind
-    from engine.backup import run_backup
-    from engine.repository import Repository
+    from engine.sources.directory import kind as directory_kind
+    from engine.sources.sqlite import kind as sqlite_kind
+    from engine.pipeline.backup import run_backup
+    from engine.repositories.repository import Repository
     module = {"sqlite": sqlite_kind, "directory": directory_kind}[kind]
     return run_backup(module.source_from_options({"path": str(path)}), Repository.from_options(dest=str(dest)), job)
 

@@ -1,9 +1,8 @@
-"""Fixtures for the runner tests: the engine installed as the schedule role does (a copy named
-lifeboat_engine, run with `python3 -m lifeboat_engine.cli`), job files, and a webhook listener."""
+"""Fixtures for the runner tests: the engine installed as the schedule role does (the runner zipapp,
+run with `python3 <lib>/lifeboat.pyz`), job files, and a webhook listener."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,16 +12,16 @@ import pytest
 
 from support.moto import aws_env
 from support.ports import free_port
+from support.runner import install_runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-ENGINE = os.path.join(REPO, "plugins", "module_utils", "engine")
 
 
 @pytest.fixture(scope="session")
 def runner_lib(tmp_path_factory):
-    """<tmp>/lib/lifeboat_engine: what the schedule role puts in /opt/lifeboat/lib."""
+    """<tmp>/lib/lifeboat.pyz: what the schedule role puts in /opt/lifeboat/lib."""
     lib = tmp_path_factory.mktemp("opt-lifeboat") / "lib"
-    shutil.copytree(ENGINE, str(lib / "lifeboat_engine"), ignore=shutil.ignore_patterns("__pycache__"))
+    install_runner(lib)
     return str(lib)
 
 
@@ -46,7 +45,7 @@ class Lifeboat(object):
         return path
 
     def __call__(self, *args, **kwargs):
-        argv = [sys.executable, "-m", "lifeboat_engine.cli", "--config-dir", self.config_dir,
+        argv = [sys.executable, os.path.join(self.lib, "lifeboat.pyz"), "--config-dir", self.config_dir,
                 "--state-dir", self.state_dir] + list(args)
         return subprocess.run(argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=kwargs.get("timeout", 120), cwd="/", check=False)

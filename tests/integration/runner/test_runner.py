@@ -1,4 +1,4 @@
-"""The lifeboat runner as installed on hosts: `python3 -m lifeboat_engine.cli` against moto S3 and a local
+"""The lifeboat runner as installed on hosts: `python3 <lib>/lifeboat.pyz` against moto S3 and a local
 directory, its audit log, metrics, notifications and lock; retention and verify through Ansible."""
 
 import datetime
@@ -8,8 +8,8 @@ import os
 import sqlite3
 import time
 
-from engine import manifest as manifest_mod
-from engine.naming import UTC
+from engine.core import manifest as manifest_mod
+from engine.core.naming import UTC
 
 JOB = "app"
 

@@ -8,12 +8,12 @@ holding an S3 secret key.
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
 
-from secret_helpers import (MONGO_SECRET, PG_SECRET, REPO, S3_ACCESS, S3_SECRET, Watch, assert_absent, manifests,
+from support.runner import install_runner
+from secret_helpers import (MONGO_SECRET, PG_SECRET, S3_ACCESS, S3_SECRET, Watch, assert_absent, manifests,
                             run_steps, s3_manifests, watch_dirs)
 
 ALL = [S3_SECRET, S3_ACCESS, PG_SECRET, MONGO_SECRET]
@@ -94,8 +94,7 @@ def test_sqlite_with_s3_secret_key(ansible, moto, secret_s3, tmp_path):
 
 def test_runner_job_file_audit_and_logs(moto, secret_s3, tmp_path):
     lib = tmp_path / "lib"
-    shutil.copytree(os.path.join(REPO, "plugins", "module_utils", "engine"), str(lib / "lifeboat_engine"),
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    runner = install_runner(lib)
     config, state, dest = tmp_path / "etc", tmp_path / "state", str(tmp_path / "repo")
     (config / "jobs").mkdir(parents=True)
     db = str(tmp_path / "app.db")
@@ -110,10 +109,9 @@ def test_runner_job_file_audit_and_logs(moto, secret_s3, tmp_path):
     with os.fdopen(fd, "w") as handle:
         json.dump({"job": "app", "kind": "sqlite", "path": db, "dest": dest, "s3": secret_s3}, handle)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIFEBOAT_", "AWS_"))}
-    env["PYTHONPATH"] = str(lib)
 
     def lifeboat(*args):
-        return subprocess.run([sys.executable, "-m", "lifeboat_engine.cli", "--config-dir", str(config),
+        return subprocess.run([sys.executable, runner, "--config-dir", str(config),
                                "--state-dir", str(state)] + list(args), env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, timeout=120, check=False)
 

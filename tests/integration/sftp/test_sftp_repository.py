@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from engine.backup import run_backup
-from engine.catalog import COMPLETE, INCOMPLETE, list_sets, locate
-from engine.errors import LifeboatError, NotFoundError, SinkError, SourceError
-from engine.repository import Repository
-from engine.retention import apply_retention
-from engine.streams import IterReader
+from engine.pipeline.backup import run_backup
+from engine.pipeline.catalog import COMPLETE, INCOMPLETE, list_sets, locate
+from engine.core.errors import LifeboatError, NotFoundError, SinkError, SourceError
+from engine.repositories.repository import Repository
+from engine.pipeline.retention import apply_retention
+from engine.core.streams import IterReader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 MIB = 1024 * 1024
@@ -229,9 +229,9 @@ def test_connection_cut_midway_leaves_no_manifest(sshd):
 KILLED_RUN = r"""
 import contextlib, json, os, sys, time
 sys.path.insert(0, sys.argv[1])
-from engine.backup import run_backup
-from engine.repository import Repository
-from engine.streams import IterReader
+from engine.pipeline.backup import run_backup
+from engine.repositories.repository import Repository
+from engine.core.streams import IterReader
 
 class Source(object):
     kind = "test"

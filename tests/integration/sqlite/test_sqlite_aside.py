@@ -8,11 +8,11 @@ import sqlite3
 
 import pytest
 
-from engine import files
-from engine.backup import run_backup
-from engine.local_repository import LocalRepository
-from engine.repository import Repository
-from engine.sqlite import SqliteSource, restore_sqlite
+from engine.core import files
+from engine.pipeline.backup import run_backup
+from engine.repositories.local import LocalRepository
+from engine.repositories.repository import Repository
+from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
 
 NOON = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.timezone.utc)
 STAMP = "20261122T120000Z"

@@ -11,11 +11,11 @@ import tarfile
 
 import pytest
 
-from engine import sqlite as engine_sqlite
-from engine.backup import run_backup
-from engine.directory import restore_directory
-from engine.errors import IntegrityError
-from engine.repository import Repository
+from engine.sources.sqlite import kind as engine_sqlite
+from engine.pipeline.backup import run_backup
+from engine.sources.directory.kind import restore_directory
+from engine.core.errors import IntegrityError
+from engine.repositories.repository import Repository
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sqlite_helpers import count, make_database  # noqa: E402

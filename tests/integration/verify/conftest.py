@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from engine.backup import run_backup
-from engine.catalog import locate
-from engine.repository import Repository
-from engine.restore import fetch_to_file
+from engine.pipeline.backup import run_backup
+from engine.pipeline.catalog import locate
+from engine.repositories.repository import Repository
+from engine.pipeline.restore import fetch_to_file
 from support.crafted_sets import BytesSource  # noqa: F401 (the verify tests import it from here)
 from support.suites import load_suite_module
 

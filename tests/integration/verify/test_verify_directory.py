@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 
-from engine import directory as dir_kind
-from engine.errors import IntegrityError
-from engine.verify import verify_set
+from engine.sources.directory import kind as dir_kind
+from engine.core.errors import IntegrityError
+from engine.pipeline.verify import verify_set
 from support.crafted_sets import crafted_set, member
 
 from conftest import store

@@ -5,9 +5,9 @@ import sqlite3
 
 import pytest
 
-from engine import sqlite as sqlite_kind
-from engine.errors import IntegrityError
-from engine.verify import verify_set
+from engine.sources.sqlite import kind as sqlite_kind
+from engine.core.errors import IntegrityError
+from engine.pipeline.verify import verify_set
 
 from conftest import store
 

@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 
-from engine import mongo as mongo_kind
-from engine.errors import IntegrityError
-from engine.verify import verify_set
+from engine.sources.mongo import kind as mongo_kind
+from engine.core.errors import IntegrityError
+from engine.pipeline.verify import verify_set
 
 from conftest import BytesSource, decoded, forged, store
 
@@ -109,7 +109,7 @@ def archive(collections):
 
 
 def test_archive_format_is_parsed_and_counted(tmp_path):
-    from engine.verify_mongo import parse_archive
+    from engine.sources.mongo.verify import parse_archive
     assert parse_archive(io.BytesIO(archive({"orders": 5, "users": 2})), "x") == {"shop.orders": 5, "shop.users": 2}
     with pytest.raises(IntegrityError):
         parse_archive(io.BytesIO(archive({"orders": 5})[:-30]), "x")
@@ -123,7 +123,7 @@ def test_archive_format_is_parsed_and_counted(tmp_path):
 
 
 def test_metadata_nested_too_deep_is_damage_not_a_traceback(tmp_path):
-    from engine.verify_mongo import parse_tar_layout
+    from engine.sources.mongo.verify import parse_tar_layout
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         payload = b"[" * 100000 + b"]" * 100000
@@ -138,7 +138,7 @@ def test_metadata_nested_too_deep_is_damage_not_a_traceback(tmp_path):
 def test_verify_applies_the_restore_policy_to_names_and_metadata(tmp_path):
     """A set mongo_restore would refuse (a system collection, server-side JavaScript in a validator) fails its
     verification too, instead of passing as 'restorable'; allow_javascript lets the JavaScript one through."""
-    from engine.verify_mongo import parse_tar_layout
+    from engine.sources.mongo.verify import parse_tar_layout
 
     def layout(members):
         out = io.BytesIO()

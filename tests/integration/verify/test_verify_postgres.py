@@ -3,9 +3,9 @@ counts against the manifest; the cheap --list mode; a set whose row counts disag
 
 import pytest
 
-from engine import postgres as pg_kind
-from engine.errors import IntegrityError
-from engine.verify import verify_set
+from engine.sources.postgres import kind as pg_kind
+from engine.core.errors import IntegrityError
+from engine.pipeline.verify import verify_set
 
 from conftest import decoded, forged, store
 

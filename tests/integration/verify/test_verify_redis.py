@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from engine import redis as redis_kind
-from engine.errors import IntegrityError
-from engine.verify import verify_set
+from engine.sources.redis import kind as redis_kind
+from engine.core.errors import IntegrityError
+from engine.pipeline.verify import verify_set
 
 from conftest import decoded, forged, store
 
@@ -102,7 +102,7 @@ def test_an_rdb_with_functions_is_not_loaded_unless_allowed(redis_set, tmp_path)
 CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from engine.verify_redis import ScratchRedis
+from engine.sources.redis.verify import ScratchRedis
 server = ScratchRedis("redis-server", sys.argv[2], sys.argv[2], 30)
 server.wait_loaded("test")
 print(server.process.pid, flush=True)

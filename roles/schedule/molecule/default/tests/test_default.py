@@ -50,9 +50,10 @@ def test_runner_installed(host):
     assert runner.mode == 0o755 and runner.user == "root"
     bin_dir = host.file(BIN.rsplit("/", 1)[0])
     assert bin_dir.is_directory and bin_dir.mode == 0o755 and bin_dir.user == "root"
-    assert "-m lifeboat_engine.cli" in runner.content_string
-    assert host.file("/opt/lifeboat/lib/lifeboat_engine/cli.py").exists
-    assert host.file("/opt/lifeboat/lib/lifeboat_engine/__init__.py").exists
+    assert "/opt/lifeboat/lib/lifeboat.pyz" in runner.content_string
+    zipapp = host.file("/opt/lifeboat/lib/lifeboat.pyz")
+    assert zipapp.exists and zipapp.mode == 0o644
+    assert not host.file("/opt/lifeboat/lib/lifeboat_engine").exists
     assert host.run(BIN + " --help").rc == 0
     for package in ("cron", "python3-boto3", "zstd", "sqlite3", "age"):
         assert host.package(package).is_installed, package
@@ -238,3 +239,16 @@ def test_retired_jobs_leave_nothing(host):
     assert "retired" not in host.run("systemctl list-unit-files 'lifeboat-*' --no-pager").stdout
     # backup sets are never removed by the role
     assert complete_sets(host, "/var/backups/lifeboat-retired", "retired")
+
+
+def test_runner_is_the_zipapp_built_from_this_engine(host, tmp_path):
+    """The host's runner has the sha256 of a fresh build: the build is reproducible and the copy whole."""
+    import importlib.util
+    import os
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", ".."))
+    spec = importlib.util.spec_from_file_location("build_runner", os.path.join(root, "roles", "schedule", "files",
+                                                                               "build_runner.py"))
+    build_runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_runner)
+    built = build_runner.build(os.path.join(root, "plugins", "module_utils", "engine"), str(tmp_path / "lifeboat.pyz"))
+    assert host.file("/opt/lifeboat/lib/lifeboat.pyz").sha256sum == built["sha256"]

@@ -1,0 +1,261 @@
+"""Job files of the runner: <config dir>/jobs/<job>.json, one JSON object with the modules' option names.
+
+Example::
+
+    {"job": "app", "kind": "sqlite", "path": "/srv/app/app.db",
+     "dest": "/var/backups/lifeboat", "s3": {"bucket": "acme-backups", "prefix": "prod"},
+     "retention": {"keep_daily": 7, "keep_weekly": 4}, "metrics_dir": "/var/lib/node_exporter/textfile_collector",
+     "notify": {"webhook_url": "https://hooks.slack.com/...", "on": ["failure"]}, "rpo_seconds": 90000}
+"""
+
+import glob
+import json
+import os
+import re
+import stat
+
+from ..sources import kinds
+from ..core.codecs import ALGORITHMS
+from ..core.errors import ConfigError
+from ..core.naming import validate_job
+from .notify import EVENTS, NOTIFY_KEYS
+from ..pipeline.retention import parse_policy
+
+JOBS_DIR = "jobs"
+VERIFY_KEYS = ("mode", "scratch_dir", "objective", "min_free_mb", "postgres", "redis")
+VERIFY_MODES = ("full", "list", "decode")
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+S3_ALIASES = {"aws_access_key_id": "access_key", "aws_secret_access_key": "secret_key",
+              "aws_session_token": "session_token"}
+SECRET_KEYS = frozenset(("access_key", "secret_key", "session_token", "aws_access_key_id", "aws_secret_access_key",
+                         "aws_session_token", "webhook_url", "healthcheck_url", "password", "pg_password",
+                         "redis_password", "mongo_password"))
+_URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
+
+
+def job_path(config_dir, job):
+    return os.path.join(config_dir, JOBS_DIR, "%s.json" % validate_job(job))
+
+
+def secret_paths(document, where=""):
+    """Dotted paths of values that look secret (credentials, webhook URLs, URLs with a password)."""
+    found = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            path = "%s.%s" % (where, key) if where else str(key)
+            lowered = str(key).lower()
+            secret_name = lowered in SECRET_KEYS or lowered.endswith("password") or lowered.endswith("_token")
+            if secret_name and value not in (None, "", [], {}):
+                found.append(path)
+            elif isinstance(value, str) and _URL_WITH_PASSWORD.search(value):
+                found.append(path)
+            else:
+                found.extend(secret_paths(value, path))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            found.extend(secret_paths(value, "%s[%d]" % (where, index)))
+    return found
+
+
+def check_file_safety(path, document, st=None):
+    """Refuse job files others could change (they name commands to run) or read when they hold secrets."""
+    st = st or os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError("job file %s is not a regular file" % path)
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid not in (0, os.geteuid()):
+        raise ConfigError("job file %s is owned by uid %d, not by root or the user running lifeboat (uid %d): "
+                          "refusing it, since whoever owns it chooses what runs; chown it"
+                          % (path, st.st_uid, os.geteuid()))
+    if mode & 0o022:
+        raise ConfigError("job file %s is writable by group or others (mode %04o): refusing it, since whoever can "
+                          "write it chooses what runs; chmod 0600 %s" % (path, mode, path))
+    secrets = secret_paths(document)
+    if secrets and mode & 0o044:
+        raise ConfigError("job file %s holds secrets (%s) but is readable by group or others (mode %04o): refusing "
+                          "to run; chmod 0600 %s" % (path, ", ".join(sorted(secrets)), mode, path))
+
+
+def _expect(document, key, types, what, where):
+    value = document.get(key)
+    if value is not None and not isinstance(value, types):
+        raise ConfigError("%s: %s must be %s, not %r" % (where, key, what, value))
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ConfigError("%s: %s must be %s, not %r" % (where, key, what, value))
+    return value
+
+
+def parse_duration(value, what):
+    """Seconds from a whole number or a string such as "8d", "12h", "90m", "3600s", "1w"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if not match:
+            raise ConfigError("%s must be a whole number of seconds or a duration such as \"8d\", \"12h\", \"90m\", "
+                              "not %r" % (what, value))
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError("%s must be more than 0, not %r" % (what, value))
+    return seconds
+
+
+def _verify_settings(job, where):
+    """The job file's `verify` object (how `lifeboat verify` test-restores the job), normalised into
+    job["verify_restore"]. A `verify` that is true or false is the backup modules' own option (check the data
+    after the backup) and stays where it is."""
+    value = job.get("verify")
+    if value is None or isinstance(value, bool):
+        settings = {}
+    elif isinstance(value, dict):
+        settings = dict(value)
+        del job["verify"]  # the backup modules' verify option keeps its default
+    else:
+        raise ConfigError("%s: verify must be an object such as {\"mode\": \"full\", \"objective\": \"8d\"} (or "
+                          "true/false, the backup option), not %r" % (where, value))
+    unknown = sorted(set(settings) - set(VERIFY_KEYS))
+    if unknown:
+        raise ConfigError("%s: unknown verify option(s) %s (known: %s)"
+                          % (where, ", ".join(unknown), ", ".join(VERIFY_KEYS)))
+    mode = settings.get("mode") or "full"
+    if mode not in VERIFY_MODES:
+        raise ConfigError("%s: verify.mode must be one of %s, not %r" % (where, ", ".join(VERIFY_MODES), mode))
+    settings["mode"] = mode
+    _expect(settings, "scratch_dir", str, "a directory path", where + ": verify")
+    if settings.get("scratch_dir") and not os.path.isabs(settings["scratch_dir"]):
+        raise ConfigError("%s: verify.scratch_dir must be an absolute path, not %r" % (where, settings["scratch_dir"]))
+    objective = settings.get("objective", job.get("verify_objective"))
+    settings["objective"] = parse_duration(objective, "%s: verify.objective" % where) if objective is not None \
+        else None
+    min_free = _expect(settings, "min_free_mb", int, "a whole number of MiB", where + ": verify")
+    if min_free is not None and min_free < 0:
+        raise ConfigError("%s: verify.min_free_mb must be 0 or more" % where)
+    for key in ("postgres", "redis"):
+        settings[key] = dict(_expect(settings, key, dict, "an object", where + ": verify") or {})
+    job["verify_restore"] = settings
+
+
+def validate(document, name=None, where="job"):
+    """Check a job document and return a normalised copy (defaults filled, s3 aliases resolved)."""
+    if not isinstance(document, dict):
+        raise ConfigError("%s must be a JSON object" % where)
+    job = dict(document)
+    if name is not None:
+        if job.get("job") in (None, ""):
+            job["job"] = name
+        elif job["job"] != name:
+            raise ConfigError("%s: job %r does not match the file name %r: rename the file or fix job"
+                              % (where, job["job"], name))
+    if not isinstance(job.get("job"), str):
+        raise ConfigError("%s: job (the job name) is required" % where)
+    validate_job(job["job"])
+    kind = job.get("kind")
+    if kind not in kinds.KINDS:
+        raise ConfigError("%s: kind must be one of %s, not %r" % (where, ", ".join(kinds.names()), kind))
+    _expect(job, "dest", str, "a directory path", where)
+    s3 = _expect(job, "s3", dict, "an object", where)
+    remotes = {}
+    for remote in ("sftp", "ftp"):
+        if _expect(job, remote, dict, "an object with host, user and path", where):
+            remotes[remote] = job[remote] = {k: v for k, v in job[remote].items() if v not in (None, "")}
+    if not job.get("dest") and not s3 and not remotes:
+        raise ConfigError("%s: set dest (a local directory), s3 (an object with bucket), sftp or ftp (objects with "
+                          "host, user and path), or several of them" % where)
+    if s3:
+        s3 = dict(s3)
+        for alias, canonical in S3_ALIASES.items():
+            if alias in s3:
+                s3.setdefault(canonical, s3.pop(alias))
+        if not s3.get("bucket"):
+            raise ConfigError("%s: s3.bucket is required when s3 is set" % where)
+        job["s3"] = {k: v for k, v in s3.items() if v not in (None, "")}
+    compression = job.setdefault("compression", "zstd")
+    if compression not in ALGORITHMS:
+        raise ConfigError("%s: compression must be one of %s, not %r" % (where, ", ".join(ALGORITHMS), compression))
+    _expect(job, "compression_level", int, "a whole number", where)
+    if _expect(job, "compression_threads", int, "a whole number", where) is not None and job["compression_threads"] < 0:
+        raise ConfigError("%s: compression_threads must be 0 (one per core) or more" % where)
+    encryption = _expect(job, "encryption", dict, "an object", where) or {}
+    recipients = encryption.get("age_recipients")
+    if recipients is not None and not (isinstance(recipients, list) and all(isinstance(r, str) for r in recipients)):
+        raise ConfigError("%s: encryption.age_recipients must be a list of age public keys" % where)
+    _expect(job, "tags", dict, "an object", where)
+    job.setdefault("tags", {})
+    if job.get("retention") is not None:
+        if not isinstance(job["retention"], dict):
+            raise ConfigError("%s: retention must be an object such as {\"keep_daily\": 7}" % where)
+        try:
+            parse_policy(job["retention"])
+        except ConfigError as exc:
+            raise ConfigError("%s: %s" % (where, exc.msg))
+    _expect(job, "prune_after_run", bool, "true or false", where)
+    job.setdefault("prune_after_run", bool(job.get("retention")))
+    metrics_dir = _expect(job, "metrics_dir", str, "a directory path", where)
+    if metrics_dir and not os.path.isabs(metrics_dir):
+        raise ConfigError("%s: metrics_dir must be an absolute path, not %r" % (where, metrics_dir))
+    rpo = _expect(job, "rpo_seconds", int, "a whole number of seconds", where)
+    if rpo is not None and rpo <= 0:
+        raise ConfigError("%s: rpo_seconds must be more than 0" % where)
+    for key in ("rto", "rto_seconds"):
+        if job.get(key) is not None:
+            job["rto_seconds"] = parse_duration(job[key], "%s: %s" % (where, key))
+    _verify_settings(job, where)
+    if _expect(job, "restore", dict, "an object of restore options", where):
+        _expect(job["restore"], "skip_damaged", bool, "true or false", where + ": restore")
+    notify = _expect(job, "notify", dict, "an object", where)
+    if notify:
+        unknown = sorted(set(notify) - set(NOTIFY_KEYS))
+        if unknown:
+            raise ConfigError("%s: unknown notify option(s) %s (known: %s)"
+                              % (where, ", ".join(unknown), ", ".join(NOTIFY_KEYS)))
+        on = notify.get("on")
+        if on is not None and (not isinstance(on, list) or set(on) - set(EVENTS)):
+            raise ConfigError("%s: notify.on must be a list of %s" % (where, ", ".join(EVENTS)))
+        mail_to = notify.get("mail_to")
+        if mail_to is not None and not (isinstance(mail_to, str) or (
+                isinstance(mail_to, list) and all(isinstance(m, str) for m in mail_to))):
+            raise ConfigError("%s: notify.mail_to must be an address or a list of addresses" % where)
+        command = notify.get("mail_command")
+        if command is not None and not (isinstance(command, list) and command
+                                        and all(isinstance(a, str) and a for a in command)):
+            raise ConfigError("%s: notify.mail_command must be a non-empty list of arguments, such as "
+                              "[\"/usr/sbin/sendmail\", \"-t\"]" % where)
+        for key in ("webhook_url", "healthcheck_url"):
+            url = notify.get(key)
+            if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+                raise ConfigError("%s: notify.%s must be an http(s) URL" % (where, key))
+        timeout = notify.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or timeout <= 0):
+            raise ConfigError("%s: notify.timeout must be a number of seconds" % where)
+    return job
+
+
+def load(config_dir, name, check_safety=True):
+    """Read, check and normalise the job file of `name`; ConfigError with the path on any problem."""
+    path = job_path(config_dir, name)
+    try:
+        with open(path, "r") as handle:
+            st = os.fstat(handle.fileno())
+            raw = handle.read()
+    except FileNotFoundError:
+        raise ConfigError("job %s has no job file %s: check the job name (lifeboat jobs lists them) or "
+                          "--config-dir" % (name, path))
+    except OSError as exc:
+        raise ConfigError("cannot read job file %s: %s" % (path, exc.strerror))
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError("job file %s is not valid JSON: %s" % (path, exc))
+    if check_safety:
+        check_file_safety(path, document, st)
+    return validate(document, name, where=path)
+
+
+def names(config_dir):
+    """Job names with a file in <config dir>/jobs, sorted."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(config_dir, JOBS_DIR, "*.json"))):
+        found.append(os.path.basename(path)[:-len(".json")])
+    return found

@@ -1,0 +1,95 @@
+"""Registry of source kinds for the runner: kind name -> engine module, loaded lazily.
+
+Each kind module provides ``source_from_options(options)`` and
+``restore_from_options(repository, options, check_mode=False)`` taking the same option names as the
+kind's Ansible modules, and may set ``RESTORE_TARGET`` (the option ``lifeboat restore --to`` sets).
+Kinds are imported only when a job needs one, so a host without pymongo can still run SQLite jobs.
+
+Each kind also has a verify hook (``VERIFY_HOOKS``): a module of its own with
+``test_restore(repository, job, backup_set, identity_file, scratch_dir, options) -> report dict`` that restores
+the set into scratch (never live data) and checks it against the manifest, raising IntegrityError (with
+``report=``) when a check fails. ``verify.verify_set`` dispatches through it.
+"""
+
+import importlib
+
+from ..core.errors import ConfigError
+
+KINDS = {
+    "sqlite": ".sqlite.kind",
+    "postgres": ".postgres.kind",
+    "mongo": ".mongo.kind",
+    "redis": ".redis.kind",
+    "directory": ".directory.kind",
+}
+
+# The option that names where a restore goes, used by `lifeboat restore --to`, unless the kind module
+# sets RESTORE_TARGET itself.
+DEFAULT_RESTORE_TARGET = {
+    "sqlite": "path",
+    "directory": "path",
+    "postgres": "database",
+    "mongo": "database",
+}
+
+REQUIRED = ("source_from_options", "restore_from_options")
+
+VERIFY_HOOKS = {
+    "sqlite": ".sqlite.verify",
+    "postgres": ".postgres.verify",
+    "mongo": ".mongo.verify",
+    "redis": ".redis.verify",
+    "directory": ".directory.verify",
+}
+
+
+def names():
+    return sorted(KINDS)
+
+
+def load(kind):
+    """The engine module of `kind`; ConfigError with a clear message when unknown or not installed."""
+    if kind not in KINDS:
+        raise ConfigError("kind %r is not known: use one of %s" % (kind, ", ".join(names())))
+    relative = KINDS[kind]
+    full_name = (__package__ or "") + relative
+    try:
+        module = importlib.import_module(relative, package=__package__)
+    except ImportError as exc:
+        if getattr(exc, "name", None) == full_name:
+            raise ConfigError("kind %s is not available in this lifeboat engine (%s.py is missing next to %s): "
+                              "install a collection version that has it and re-run the schedule role"
+                              % (kind, relative.lstrip("."), __file__))
+        raise ConfigError("kind %s cannot be loaded: %s; install what it needs on this host" % (kind, exc))
+    missing = [name for name in REQUIRED if not callable(getattr(module, name, None))]
+    if missing:
+        raise ConfigError("kind %s (%s) lacks %s: this engine file is incomplete; update the collection"
+                          % (kind, getattr(module, "__file__", relative), ", ".join(missing)))
+    return module
+
+
+def restore_target(kind, module=None):
+    """Name of the option that `--to` overrides for `kind`."""
+    target = getattr(module, "RESTORE_TARGET", None) if module is not None else None
+    target = target or DEFAULT_RESTORE_TARGET.get(kind)
+    if not target:
+        raise ConfigError("kind %s does not say where a restore goes, so --to cannot be used: set the target "
+                          "option in the job file's \"restore\" object instead" % kind)
+    return target
+
+
+def verify_hook(kind):
+    """`test_restore` of the kind's verify module; ConfigError when the kind has none or it cannot be loaded."""
+    relative = VERIFY_HOOKS.get(kind)
+    if relative is None:
+        raise ConfigError("kind %r has no test restore: use one of %s" % (kind, ", ".join(sorted(VERIFY_HOOKS))))
+    try:
+        module = importlib.import_module(relative, package=__package__)
+    except ImportError as exc:
+        raise ConfigError("the test restore of kind %s cannot be loaded (%s): update the collection and re-run the "
+                          "schedule role" % (kind, exc))
+    hook = getattr(module, "test_restore", None)
+    if not callable(hook):
+        raise ConfigError("%s lacks test_restore: this engine file is incomplete; update the collection"
+                          % getattr(module, "__file__", relative))
+    return hook

@@ -1,0 +1,152 @@
+"""Test restore of a PostgreSQL set into a scratch database, dropped afterwards whatever happened.
+
+Order (a set is untrusted input): the archive is staged into a private file in the scratch directory and its
+sha256 checked at the end of that read; only then is a database created (``lifeboat_verify_<job>_<random>``,
+on the job's own server or the one the verify options name) and the staged archive handed to pg_restore alone
+(one transaction, --no-owner --no-acl: no ownership or grants to other roles). pg_restore sends SQL to the server
+and has no meta-commands; no psql reads any of the set, and the globals of a bundle are never applied. The row
+counts of the scratch database are compared with the manifest's ``verification.row_counts`` (tables in
+``row_counts_skipped`` left out). Mode ``list`` only reads the archive's table of contents (no server).
+"""
+
+import contextlib
+import os
+import re
+import secrets
+import tempfile
+
+from . import kind as pg
+from ...core.errors import ConfigError, IntegrityError, LifeboatError, ToolError
+from ...core.process import run_tool
+from ...pipeline.restore import open_set
+from ...core.streams import pump
+from ...pipeline.verify import POSTGRES_LOGIN_KEYS as CONNECTION_KEYS
+
+SCRATCH_PREFIX = "lifeboat_verify_"
+RESTORE_TIMEOUT = 24 * 3600
+
+
+def scratch_database_name(job):
+    """lifeboat_verify_<job>_<8 hex>, within PostgreSQL's 63 bytes (the job part shortened, lowercased)."""
+    suffix = "_" + secrets.token_hex(4)
+    part = re.sub(r"[^a-z0-9_]", "_", job.lower())[:pg.MAX_IDENTIFIER - len(SCRATCH_PREFIX) - len(suffix)]
+    return SCRATCH_PREFIX + part + suffix
+
+
+def compare_row_counts(expected, skipped, actual):
+    """{table: {'expected', 'actual'}} of the tables whose restored count differs from the manifest's."""
+    skipped = skipped if isinstance(skipped, dict) else {}
+    return {name: {"expected": count, "actual": actual.get(name)} for name, count in sorted(expected.items())
+            if name not in skipped and actual.get(name) != count}
+
+
+def _expected_counts(manifest, where):
+    checks = manifest.get("verification") or {}
+    counts = checks.get("row_counts") if isinstance(checks, dict) else None
+    if counts is None:
+        return None, {}
+    if not isinstance(counts, dict) or not all(isinstance(name, str) and isinstance(value, int)
+                                               and not isinstance(value, bool) for name, value in counts.items()):
+        raise IntegrityError("the manifest of %s is corrupted (verification.row_counts is not a count per table): "
+                             "restore another set" % where)
+    return counts, checks.get("row_counts_skipped") or {}
+
+
+def _list_mode(repository, job, backup_set, identity_file, options):
+    report = pg.inspect_set(repository, job, backup_set, identity_file, pg_bin_dir=options.get("pg_bin_dir"))
+    report["checked"] = {"toc_entries": report["toc_entries"], "tables": report["tables"]}
+    report["test_restore"] = "skipped: mode list reads the archive's table of contents only (no data was loaded)"
+    return report
+
+
+def _stage(repository, job, backup_set, identity_file, scratch_dir, where):
+    """The archive (a bundle's globals dropped) in a private scratch file; sha256 checked at the end of the read."""
+    fd, staged = tempfile.mkstemp(prefix="lifeboat-verify-", suffix=".pgdump", dir=scratch_dir)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            with open_set(repository, job, backup_set, identity_file) as reader:
+                archive = pg.ArchiveReader(reader, where)
+                pump(archive, handle)  # reads to the end of the set, where VerifiedReader compares the sha256
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+        raise
+    return staged
+
+
+def _create(connection, name, manifest):
+    encoding = (manifest.get("source") or {}).get("encoding")
+    encoding = encoding if isinstance(encoding, str) and re.match(r"^[A-Za-z0-9_]{1,32}$", encoding) else None
+    try:
+        connection.query(pg.create_database_sql(name, encoding), doing="create the scratch database %s" % name)
+    except pg.PostgresError as exc:
+        if "does not match locale" not in exc.msg and "incompatible with the locale" not in exc.msg:
+            raise
+        connection.query(pg.create_database_sql(name, encoding, locale_c=True),
+                         doing="create the scratch database %s" % name)
+
+
+def _drop(connection, name, report):
+    try:
+        connection.query("DROP DATABASE IF EXISTS %s" % pg.quote_ident(name),
+                         doing="drop the scratch database %s" % name)
+        report["scratch_database_dropped"] = True
+    except LifeboatError as exc:
+        report["scratch_database_dropped"] = False
+        report.setdefault("warnings", []).append(
+            "the scratch database %s on PostgreSQL at %s could not be dropped (%s): drop it by hand"
+            % (name, connection.target(), exc.msg))
+
+
+def test_restore(repository, job, backup_set, identity_file, scratch_dir, options):
+    """Options: ``mode`` (full | list), ``postgres`` (login_* of the scratch server; default the job's own)."""
+    login = dict(options.get("postgres") or {})
+    unknown = sorted(set(login) - set(CONNECTION_KEYS))
+    if unknown:
+        raise ConfigError("verify.postgres has unknown option(s) %s (known: %s)"
+                          % (", ".join(unknown), ", ".join(CONNECTION_KEYS)))
+    if options.get("mode") == "list":
+        return _list_mode(repository, job, backup_set, identity_file, login)
+    manifest = backup_set.manifest
+    where = "set %s of job %s" % (backup_set.set_id, job)
+    expected, skipped = _expected_counts(manifest, where)
+    connection = pg.Connection.from_options(login)
+    staged = _stage(repository, job, backup_set, identity_file, scratch_dir, where)
+    name = scratch_database_name(job)
+    report = {"scratch_database": name, "scratch_server": connection.target(), "globals_applied": False}
+    try:
+        _create(connection, name, manifest)
+        try:
+            argv = connection.restore_argv(name, jobs=1, no_owner=True, input_file=staged)
+            try:
+                run_tool(argv, "pg_restore of %s into the scratch database %s" % (where, name), env=connection.env(),
+                         timeout=RESTORE_TIMEOUT)
+            except ToolError as exc:
+                if "not installed" in exc.msg:
+                    raise
+                raise IntegrityError("%s does not restore: pg_restore into the scratch database %s on PostgreSQL at "
+                                     "%s failed although the sha256 matches (%s); do not rely on this set"
+                                     % (where, name, connection.target(), exc.msg[-1500:]), report=report)
+            actual = connection.query_json(pg.ROW_COUNTS_SQL, name, "count rows in %s" % name) or {}
+            actual = {key: int(value) for key, value in actual.items()}
+        finally:
+            _drop(connection, name, report)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+    report["row_counts"] = actual
+    if expected is None:
+        report["checked"] = {"row_counts": "not recorded in the manifest (made with verify: false)"}
+        return report
+    mismatches = compare_row_counts(expected, skipped, actual)
+    report["checked"] = {"row_counts": {"expected": {k: v for k, v in expected.items() if k not in skipped},
+                                        "actual": {k: actual.get(k) for k in sorted(expected) if k not in skipped}},
+                         "row_counts_skipped": sorted(skipped)}
+    report["row_counts_match"] = not mismatches
+    if mismatches:
+        raise IntegrityError("%s restores into a scratch database with row counts that differ from its manifest "
+                             "(table: expected / restored) %s; the scratch database was dropped. Do not rely on this "
+                             "set: restore another one and find out why" % (where, ", ".join(
+                                 "%s: %s / %s" % (k, v["expected"], v["actual"]) for k, v in mismatches.items())),
+                             report=report)
+    return report

@@ -10,7 +10,7 @@ import time
 
 from ..core import manifest as manifest_mod
 from ..core.codecs import (compress_reader, encrypt_reader, recipient_fingerprint, resolve_level, resolve_threads,
-                     zstd_backend)
+                           zstd_backend)
 from ..core.errors import LifeboatError, SinkError
 from ..core.naming import data_name, new_set_id, utcnow, validate_job
 from ..core.streams import CHUNK, CountingReader, HashingReader, iter_chunks

@@ -11,10 +11,21 @@ import secrets
 import shutil
 
 from .errors import ConfigError, RestoreError
-from ..repositories.local import _fsync_dir
 from .naming import utcnow
 
-fsync_dir = _fsync_dir
+
+def fsync_dir(path):
+    """Make a rename or a new entry in directory `path` durable; best effort (some filesystems refuse)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def parse_mode(mode):

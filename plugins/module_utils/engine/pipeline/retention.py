@@ -238,7 +238,7 @@ def _delete_s3(store, job, set_ids):
     base = job_key(store.prefix, job)
     wanted = set(set_ids)
     keys = []
-    for item in store._list(base):  # pylint: disable=protected-access
+    for item in store.list_objects(base):
         set_id = item["Key"][len(base):].partition("/")[0]
         if set_id in wanted:
             keys.append(item["Key"])

@@ -7,7 +7,7 @@ renamed (RNFR/RNTO) to manifest.json, so it appears at once and only after the d
 Every writer and reader has its own control connection (FTP allows one transfer per control connection);
 listings, manifests and deletions share one, serialised by a lock.
 
-The helpers for 0600 secret files and remote paths are shared with the SFTP repository.
+The helpers for 0600 secret files, remote paths and connection options live in remote.py (shared with SFTP).
 """
 
 import datetime
@@ -17,111 +17,17 @@ import os
 import posixpath
 import socket
 import ssl
-import stat
 import threading
 
 from ..core import manifest as manifest_mod
 from ..core.errors import ConfigError, NotFoundError, SinkError
 from ..core.naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id, set_member, validate_job
-from .store import StoredSet
+from .remote import join_path, normalise_path, read_password_file, remote_url, validate_common
+from .store import SetWriter, Store, StoredSet
 
 MIB = 1024 * 1024
-DEFAULT_TIMEOUT = 30
 TEMP_MANIFEST = "." + MANIFEST_NAME + ".tmp"
 
-
-# --- helpers shared with sftp_repository ------------------------------------------------------------------
-
-def check_private_file(path, option):
-    """Refuse a secret file that is missing, not a regular file, or open to group/others."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ConfigError("%s %s does not exist: create it (mode 0600) or fix the path" % (option, path))
-    except OSError as exc:
-        raise ConfigError("cannot read %s %s: %s" % (option, path, exc.strerror))
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError("%s %s is not a regular file" % (option, path))
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise ConfigError("%s %s is accessible by group or others (mode %04o): refusing to use a secret others "
-                          "can read or change; chmod 0600 %s" % (option, path, mode, path))
-    return path
-
-
-def read_password_file(path, option):
-    """The password in a 0600 file: its content without one trailing newline."""
-    check_private_file(path, option)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise ConfigError("cannot read %s %s: %s" % (option, path, exc.strerror))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError("%s %s is not UTF-8 text" % (option, path))
-    if text.endswith("\n"):
-        text = text[:-1]
-        if text.endswith("\r"):
-            text = text[:-1]
-    if not text:
-        raise ConfigError("%s %s is empty: write the password into it (one line, mode 0600)" % (option, path))
-    return text
-
-
-def normalise_path(path, option):
-    """A remote root: absolute ('/srv/backups') or relative to the login directory ('backups', '.')."""
-    if not isinstance(path, str) or not path.strip():
-        raise ConfigError("%s is required: the directory on the server that holds the jobs' sets" % option)
-    path = path.strip()
-    parts = [p for p in path.split("/") if p and p != "."]
-    if ".." in parts:
-        raise ConfigError("%s %r must not contain '..' segments" % (option, path))
-    if path.startswith("/"):
-        return "/" + "/".join(parts)
-    return "/".join(parts) or "."
-
-
-def join_path(root, *names):
-    if root == ".":
-        return "/".join(names) if names else "."
-    return posixpath.join(root, *names)
-
-
-def remote_url(scheme, user, host, port, root, *names):
-    """sftp://user@host:port/abs/path/ or sftp://user@host:port/~/relative/path/ (a set location ends in /)."""
-    hostpart = "[%s]" % host if ":" in host else host
-    if root.startswith("/"):
-        path = posixpath.join(root, *names)
-    else:
-        path = "/~/" + "/".join(([] if root == "." else [root]) + list(names))
-    if names:
-        path = path.rstrip("/") + "/"
-    return "%s://%s@%s:%d%s" % (scheme, user, hostpart, port, path)
-
-
-def validate_common(scheme, host, port, user, timeout):
-    if not host or not isinstance(host, str):
-        raise ConfigError("%s.host is required when %s is set" % (scheme, scheme))
-    if not user or not isinstance(user, str):
-        raise ConfigError("%s.user is required when %s is set" % (scheme, scheme))
-    try:
-        port = int(port)
-    except (TypeError, ValueError):
-        raise ConfigError("%s.port must be a TCP port number, not %r" % (scheme, port))
-    if not 1 <= port <= 65535:
-        raise ConfigError("%s.port must be between 1 and 65535, not %d" % (scheme, port))
-    try:
-        timeout = float(timeout if timeout is not None else DEFAULT_TIMEOUT)
-    except (TypeError, ValueError):
-        raise ConfigError("%s.timeout must be a number of seconds, not %r" % (scheme, timeout))
-    if timeout <= 0:
-        raise ConfigError("%s.timeout must be more than 0 seconds" % scheme)
-    return port, timeout
-
-
-# --- FTP ------------------------------------------------------------------------------------------------------
 
 class _ReusingFTPTLS(ftplib.FTP_TLS):
     """FTP_TLS whose data connections resume the control connection's TLS session (vsftpd, ProFTPD and
@@ -153,7 +59,7 @@ def _close_data(conn):
         pass
 
 
-class FtpSetWriter(object):
+class FtpSetWriter(SetWriter):
     def __init__(self, repo, job, set_id, data_name):
         self.repo = repo
         self.set_dir = join_path(repo.root, job, set_id)
@@ -280,7 +186,9 @@ class FtpReader(object):
                 pass
 
 
-class FtpRepository(object):
+class FtpRepository(Store):
+    """Implements Store on an FTP or explicit FTPS server (ftplib)."""
+
     name = "ftp"
 
     def __init__(self, host=None, path=None, user=None, password_file=None, port=21, tls=True, tls_verify=True,

@@ -8,24 +8,12 @@ import stat
 
 from ..core import manifest as manifest_mod
 from ..core.errors import IntegrityError, NotFoundError, SinkError
+from ..core.files import fsync_dir
 from ..core.naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id, validate_job
-from .store import StoredSet
+from .store import SetWriter, Store, StoredSet
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _disk_error(exc, path):
@@ -38,7 +26,7 @@ def _disk_error(exc, path):
     return SinkError("local repository: writing %s failed: %s" % (path, exc))
 
 
-class LocalSetWriter(object):
+class LocalSetWriter(SetWriter):
     def __init__(self, set_dir, data_name):
         self.set_dir = set_dir
         self.data_path = os.path.join(set_dir, data_name)
@@ -71,7 +59,7 @@ class LocalSetWriter(object):
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, final)
-            _fsync_dir(self.set_dir)
+            fsync_dir(self.set_dir)
         except OSError as exc:
             raise _disk_error(exc, final)
 
@@ -85,7 +73,9 @@ class LocalSetWriter(object):
         shutil.rmtree(self.set_dir, ignore_errors=True)
 
 
-class LocalRepository(object):
+class LocalRepository(Store):
+    """Implements Store on a local directory (dest)."""
+
     name = "local"
 
     def __init__(self, root):

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..core import manifest as manifest_mod
 from ..core.errors import ConfigError, NotFoundError, SinkError
 from ..core.naming import DATA_PREFIX, MANIFEST_NAME, is_set_id, job_key, normalise_prefix, set_key
-from .store import StoredSet
+from .store import SetWriter, Store, StoredSet
 
 # boto3 is imported when the first client is made (in the preflight thread of a backup, beside the source
 # check): loading it takes 0.1-0.2 s that a run should not wait for up front.
@@ -77,7 +77,7 @@ def part_size(number, start, step=GROWTH_STEP):
     return min(start << doublings, max(start, MAX_PART))
 
 
-class S3SetWriter(object):
+class S3SetWriter(SetWriter):
     def __init__(self, repo, key_prefix, data_name):
         self.repo = repo
         self.key = key_prefix + data_name
@@ -195,7 +195,10 @@ class S3SetWriter(object):
             pass  # best effort: without a manifest nothing here looks complete, and lifecycle rules clean up
 
 
-class S3Repository(object):
+class S3Repository(Store):
+    """Implements Store on an S3 bucket (and prefix); list_objects and delete_keys serve retention's batch
+    removal."""
+
     name = "s3"
 
     def __init__(self, bucket, prefix="", endpoint_url=None, region=None, storage_class=None, sse=None,
@@ -285,7 +288,8 @@ class S3Repository(object):
     def begin_set(self, job, set_id, data_name):
         return S3SetWriter(self, set_key(self.prefix, job, set_id), data_name)
 
-    def _list(self, prefix):
+    def list_objects(self, prefix):
+        """Every object under `prefix` (list_objects_v2 pages), as S3 describes them (Key, Size, LastModified)."""
         try:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
@@ -296,7 +300,7 @@ class S3Repository(object):
     def list_sets(self, job):
         base = job_key(self.prefix, job)
         groups = {}
-        for item in self._list(base):
+        for item in self.list_objects(base):
             rest = item["Key"][len(base):]
             set_id, _slash, name = rest.partition("/")
             if is_set_id(set_id) and name and "/" not in name:
@@ -329,7 +333,7 @@ class S3Repository(object):
             raise SinkError(explain(exc, self, "download %s from" % data_name))
 
     def delete_set(self, job, set_id):
-        keys = [item["Key"] for item in self._list(set_key(self.prefix, job, set_id))]
+        keys = [item["Key"] for item in self.list_objects(set_key(self.prefix, job, set_id))]
         self.delete_keys(keys)
 
     def delete_keys(self, keys):

@@ -22,10 +22,9 @@ import threading
 
 from ..core import manifest as manifest_mod
 from ..core.errors import ConfigError, NotFoundError, SinkError
-from .ftp import (check_private_file, join_path, normalise_path, read_password_file, remote_url,
-                             validate_common)
 from ..core.naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id, set_member, validate_job
-from .store import StoredSet
+from .remote import check_private_file, join_path, normalise_path, read_password_file, remote_url, validate_common
+from .store import SetWriter, Store, StoredSet
 
 try:
     import paramiko
@@ -48,7 +47,7 @@ def fingerprint(key):
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-class SftpSetWriter(object):
+class SftpSetWriter(SetWriter):
     def __init__(self, repo, job, set_id, data_name):
         self.repo = repo
         self.set_dir = join_path(repo.root, job, set_id)
@@ -173,7 +172,9 @@ class SftpReader(object):
                 pass
 
 
-class SftpRepository(object):
+class SftpRepository(Store):
+    """Implements Store on an SFTP server (paramiko)."""
+
     name = "sftp"
 
     def __init__(self, host=None, path=None, user=None, port=22, key_file=None, password_file=None,

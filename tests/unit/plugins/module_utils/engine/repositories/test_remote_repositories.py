@@ -10,7 +10,8 @@ import pytest
 from engine.repositories import ftp as ftp_repository, sftp as sftp_repository
 from engine.runner import jobs
 from engine.core.errors import ConfigError
-from engine.repositories.ftp import FtpRepository, join_path, normalise_path, read_password_file, remote_url
+from engine.repositories.ftp import FtpRepository
+from engine.repositories.remote import join_path, normalise_path, read_password_file, remote_url
 from engine.repositories.repository import Repository
 from engine.repositories.sftp import SftpRepository, fingerprint
 

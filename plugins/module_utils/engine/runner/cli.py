@@ -302,6 +302,7 @@ def cmd_run(ctx, args):
                 ctx.console.info("metrics written to %s" % path)
             except OSError as exc:
                 ctx.console.warn("cannot write metrics to %s: %s" % (job["metrics_dir"], exc))
+        metrics.push_backup(name, job, code == EX_OK, duration, size, ctx.console)
         ctx.record("run", name, "ok" if code == EX_OK else "failed", started, set_id=set_id, size=size,
                    error=error, notify_config=job.get("notify"), kind=job["kind"])
         result = {"job": name, "status": "ok" if code == EX_OK else "failed", "backup": backup, "error": error}
@@ -386,6 +387,7 @@ def verify_options(job, mode=None):
 
 
 def _verify_metrics(ctx, job, name, ok, report):
+    metrics.push_verify(name, job, ok, report, ctx.console)
     if not job.get("metrics_dir"):
         return
     settings = job.get("verify_restore") or {}

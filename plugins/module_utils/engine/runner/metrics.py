@@ -3,13 +3,21 @@
 node_exporter (--collector.textfile.directory) exposes them; alert on
 ``time() - lifeboat_backup_last_success_timestamp_seconds > lifeboat_backup_rpo_seconds`` and on
 ``lifeboat_backup_last_status == 0``.
+
+Where there is no textfile collector (a Kubernetes pod), LIFEBOAT_PUSHGATEWAY_URL sends the same gauges to a
+Prometheus Pushgateway after each run and verify (push_backup, push_verify).
 """
 
+import base64
 import contextlib
 import fcntl
 import os
 import re
 import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 METRICS = (
     ("lifeboat_backup_last_success_timestamp_seconds", "gauge",
@@ -67,7 +75,9 @@ def read_previous(path):
     return values
 
 
-def render(job, values):
+def render(job, values, labels=True):
+    """The text exposition of `values`; labels=False leaves out the job label (the Pushgateway's grouping key
+    carries it, and it refuses a pushed label that repeats one of the key)."""
     lines = []
     for name, kind, text in METRICS:
         value = values.get(name)
@@ -75,7 +85,10 @@ def render(job, values):
             continue
         lines.append("# HELP %s %s" % (name, text))
         lines.append("# TYPE %s %s" % (name, kind))
-        lines.append('%s{job="%s"} %s' % (name, _label(job), _number(value)))
+        if labels:
+            lines.append('%s{job="%s"} %s' % (name, _label(job), _number(value)))
+        else:
+            lines.append("%s %s" % (name, _number(value)))
     return "\n".join(lines) + "\n"
 
 
@@ -180,3 +193,100 @@ def _write(metrics_dir, job, path, values):
             pass
         raise
     return path
+
+
+# --- Pushgateway ----------------------------------------------------------------------------------------------
+
+PUSHGATEWAY_ENV = "LIFEBOAT_PUSHGATEWAY_URL"
+PUSH_TIMEOUT = 10
+# Carried over from the previous values after a failure: a pod has no previous file, so a push leaves them out and
+# the Pushgateway keeps the last successful run's (a POST replaces only the gauges it names).
+_CARRIED_OVER = ("lifeboat_backup_last_success_timestamp_seconds", "lifeboat_backup_last_size_bytes",
+                 "lifeboat_verify_last_success_timestamp_seconds", "lifeboat_verify_restore_seconds")
+
+
+def push_target(base_url, job):
+    """(URL of the job's group, Authorization header or None) for the Pushgateway `base_url`.
+
+    The group is /metrics/job/<job>: scraped without honor_labels, the series get exported_job="<job>" as the
+    textfile collector's do, so the monitoring role's alerts and dashboard match both. Credentials in the URL
+    (https://user:password@host) become a Basic header and are never logged."""
+    parts = urllib.parse.urlsplit(base_url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("%s must be an http(s) URL such as http://pushgateway.monitoring:9091, not %r"
+                         % (PUSHGATEWAY_ENV, _redacted(parts)))
+    netloc = parts.hostname if ":" not in parts.hostname else "[%s]" % parts.hostname
+    if parts.port:
+        netloc += ":%d" % parts.port
+    path = "%s/metrics/job/%s" % (parts.path.rstrip("/"), urllib.parse.quote(job, safe=""))
+    url = urllib.parse.urlunsplit((parts.scheme, netloc, path, "", ""))
+    auth = None
+    if parts.username is not None:
+        pair = "%s:%s" % (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
+        auth = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    return url, auth
+
+
+def _redacted(parts):
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def push(job, values, base_url, timeout=PUSH_TIMEOUT):
+    """POST the gauges `values` of `job` to the Pushgateway; returns the group's URL. POST, not PUT: a PUT
+    replaces every gauge of the group, so a verify would erase the backup's gauges and a backup the verify's.
+    OSError or ValueError (with a message fit for a warning) when it fails."""
+    url, auth = push_target(base_url, job)
+    shown = url  # without the credentials
+    body = render(job, values, labels=False).encode("utf-8")
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    if auth:
+        request.add_header("Authorization", auth)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read(4096)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(300).decode("utf-8", "replace").strip()
+        raise OSError("the Pushgateway at %s answered HTTP %d%s" % (shown, exc.code, ": " + detail if detail else ""))
+    except urllib.error.URLError as exc:
+        raise OSError("cannot reach the Pushgateway at %s: %s" % (shown, exc.reason))
+    except OSError as exc:  # timeouts, resets
+        raise OSError("cannot push to the Pushgateway at %s: %s" % (shown, exc))
+    return shown
+
+
+def _push(job, values, console, environ):
+    """Push when LIFEBOAT_PUSHGATEWAY_URL is set; a failure is a warning, never a failed run. True/False, or None
+    when no Pushgateway is configured."""
+    base_url = (environ if environ is not None else os.environ).get(PUSHGATEWAY_ENV)
+    if not base_url:
+        return None
+    try:
+        shown = push(job, {k: v for k, v in values.items() if v is not None}, base_url)
+    except (OSError, ValueError) as exc:
+        console.warn("metrics not pushed (the run's own result stands): %s" % exc)
+        return False
+    console.info("metrics pushed to %s" % shown)
+    return True
+
+
+def push_backup(name, job, ok, duration, size, console, environ=None):
+    """After `lifeboat run`: the backup gauges of job file `job`, pushed if a Pushgateway is configured."""
+    values = backup_values(ok, time.time(), duration, size, rpo_seconds=job.get("rpo_seconds"))
+    values["lifeboat_backup_rto_seconds"] = job.get("rto_seconds")
+    values["lifeboat_verify_objective_seconds"] = (job.get("verify_restore") or {}).get("objective")
+    if not ok:
+        values = {k: v for k, v in values.items() if k not in _CARRIED_OVER}
+    return _push(name, values, console, environ)
+
+
+def push_verify(name, job, ok, report, console, environ=None):
+    """After `lifeboat verify`: the verify gauges (and the job's objectives), pushed if a Pushgateway is set."""
+    settings = job.get("verify_restore") or {}
+    values = verify_values(ok, time.time(), (report or {}).get("restore_seconds"),
+                           objective_seconds=settings.get("objective"))
+    values["lifeboat_backup_rpo_seconds"] = job.get("rpo_seconds")
+    values["lifeboat_backup_rto_seconds"] = job.get("rto_seconds")
+    if not ok:
+        values = {k: v for k, v in values.items() if k not in _CARRIED_OVER}
+    return _push(name, values, console, environ)

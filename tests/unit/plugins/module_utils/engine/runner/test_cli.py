@@ -11,7 +11,8 @@ import pytest
 
 from engine.runner import audit, jobs, metrics, notify
 from engine.sources import kinds
-from engine.runner.cli import EX_FAILURE, EX_TEMPFAIL, EX_USAGE, Busy, Context, JobLock, build_parser, main
+from engine.runner.cli import build_parser, main
+from engine.runner.context import EX_FAILURE, EX_TEMPFAIL, EX_USAGE, Busy, Context, JobLock
 from engine.core.errors import ConfigError
 
 
@@ -382,7 +383,7 @@ def test_failures_exit_1_and_config_errors_exit_2(dirs, tmp_path, capsys):
 
 def test_progress_on_a_terminal_and_in_logs():
     import io
-    from engine.runner.cli import Console, LogProgress, TerminalProgress
+    from engine.runner.console import Console, LogProgress, TerminalProgress
     screen = io.StringIO()
     progress = TerminalProgress(screen, interval=0)
     progress.stage("stream")

@@ -12,7 +12,8 @@ import pytest
 
 from engine.runner import audit, jobs, metrics
 from engine.sources import kinds
-from engine.runner.cli import EX_FAILURE, JobLock, main
+from engine.runner.cli import main
+from engine.runner.context import EX_FAILURE, JobLock
 from engine.core.errors import ConfigError
 
 
@@ -53,7 +54,7 @@ def runner(tmp_path):
 # --- job file -----------------------------------------------------------------------------------------------
 
 def test_the_verify_object_is_normalised_and_a_bool_verify_stays_the_backup_option():
-    from engine.runner.cli import verify_options
+    from engine.runner.commands import verify_options
     job = jobs.validate({"job": "a", "kind": "postgres", "dest": "/r", "login_host": "db1", "rto": 7200,
                          "verify": {"mode": "list", "objective": "8d", "postgres": {"login_port": 5433},
                                     "redis": {}, "min_free_mb": 100, "scratch_dir": "/var/tmp"}})

@@ -1,14 +1,11 @@
-"""Registry of source kinds for the runner: kind name -> engine module, loaded lazily.
+"""Registry of source kinds: kind name -> its kind module (sources/<kind>/kind.py) and its verify hook
+(sources/<kind>/verify.py), both loaded lazily by name.
 
-Each kind module provides ``source_from_options(options)`` and
-``restore_from_options(repository, options, check_mode=False)`` taking the same option names as the
-kind's Ansible modules, and may set ``RESTORE_TARGET`` (the option ``lifeboat restore --to`` sets).
-Kinds are imported only when a job needs one, so a host without pymongo can still run SQLite jobs.
-
-Each kind also has a verify hook (``VERIFY_HOOKS``): a module of its own with
-``test_restore(repository, job, backup_set, identity_file, scratch_dir, options) -> report dict`` that restores
-the set into scratch (never live data) and checks it against the manifest, raising IntegrityError (with
-``report=``) when a check fails. ``verify.verify_set`` dispatches through it.
+What a kind module and its verify hook must provide is written in protocol.py (Kind: ``source_from_options``,
+``restore_from_options``, optional ``RESTORE_TARGET``; KindVerify: ``test_restore``; Source: what the backup
+pipeline calls on a source). Kinds are imported only when a job needs one, so a host without pymongo can still
+run SQLite jobs; ``load`` checks the kind module has what REQUIRED names, and ``verify_hook`` returns its
+``test_restore``, through which ``pipeline/verify.verify_set`` dispatches.
 """
 
 import importlib

@@ -1,5 +1,6 @@
-"""File placement shared by restores: owner/group/mode, fsync, and the atomic swap that keeps the
-previous data aside until the new data is in place and verified."""
+"""File placement shared by restores and stores: owner/group/mode, directory fsync, names for kept-aside copies,
+the atomic swap that keeps the previous data aside until the new data is in place and verified, and the sweep of
+dead runs' flocked leftovers."""
 
 import errno
 import fcntl

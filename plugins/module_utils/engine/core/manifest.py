@@ -1,4 +1,5 @@
-"""manifest.json: the document written last into every set; its presence means the set is complete."""
+"""manifest.json, the document written last into every set (its presence means the set is complete): building
+and serialising it, and reading it back with every field checked against the set layout (loads, check_belongs)."""
 
 import json
 import re

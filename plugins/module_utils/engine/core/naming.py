@@ -1,6 +1,7 @@
-"""Set ids, keys and times: the naming contract shared by local and S3 repositories.
+"""Set ids, job names, data object names, keys and times: the naming contract shared by every store and the
+pipeline.
 
-A set lives at ``<root>/<job>/<set id>/`` where root is ``<dest>`` locally and
+A set lives at ``<root>/<job>/<set id>/`` where root is ``<dest>`` locally, the server's path on SFTP/FTP and
 ``s3://<bucket>/<prefix>`` on S3. The set id is ``YYYYmmddTHHMMSSZ-<hex>``, the UTC start time.
 """
 

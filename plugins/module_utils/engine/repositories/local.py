@@ -1,4 +1,5 @@
-"""Local directory repository: sets at <dest>/<job>/<set id>/, manifest written last by rename."""
+"""The local directory store (Store on dest): sets at <dest>/<job>/<set id>/, manifest written last by rename,
+members read without following any symlink."""
 
 import datetime
 import errno

@@ -101,9 +101,10 @@ rejected_dropped:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.kind import Connection, put_back
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.connection import Connection
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.options import (
     CONNECTION_MUTUALLY_EXCLUSIVE, connection_spec)
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.swap import put_back
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import run_module
 
 

@@ -8,7 +8,9 @@ import pytest
 
 from engine.pipeline.backup import run_backup
 from engine.core.errors import ConfigError, RestoreError
-from engine.sources.postgres.kind import Connection, PostgresSource, put_back
+from engine.sources.postgres.connection import Connection
+from engine.sources.postgres.dump import PostgresSource
+from engine.sources.postgres.swap import put_back
 from engine.repositories.repository import Repository
 from support.ports import free_port
 

@@ -16,7 +16,9 @@ import pytest
 
 from engine.pipeline.backup import run_backup
 from engine.core.errors import LifeboatError
-from engine.sources.postgres.kind import Connection, PostgresSource, restore_from_options
+from engine.sources.postgres.connection import Connection
+from engine.sources.postgres.dump import PostgresSource
+from engine.sources.postgres.kind import restore_from_options
 from engine.repositories.repository import Repository
 
 from pgserver import USER

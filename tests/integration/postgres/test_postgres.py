@@ -12,7 +12,9 @@ import pytest
 
 from engine.pipeline.backup import run_backup
 from engine.core.errors import LifeboatError
-from engine.sources.postgres.kind import Connection, PostgresSource, restore_from_options
+from engine.sources.postgres.connection import Connection
+from engine.sources.postgres.dump import PostgresSource
+from engine.sources.postgres.kind import restore_from_options
 from engine.repositories.repository import Repository
 
 from pgserver import PASSWORD, PG_BIN, USER
@@ -395,7 +397,7 @@ def test_globals_bundle(ansible, postgres, tmp_path):
 
 def test_inspect_set_for_backup_verify(bench_set, tmp_path):
     from engine.pipeline.catalog import locate
-    from engine.sources.postgres.kind import inspect_set
+    from engine.sources.postgres.archive import inspect_set
     repository = Repository.from_options(dest=bench_set["dest"])
     report = inspect_set(repository, "bench", locate(repository, "bench"))
     assert report == {"archive": "ok", "toc_entries": report["toc_entries"], "tables": 4, "globals_bytes": None}

@@ -15,12 +15,15 @@ import re
 import secrets
 import tempfile
 
-from . import kind as pg
 from ...core.errors import ConfigError, IntegrityError, LifeboatError, ToolError
 from ...core.process import run_tool
 from ...pipeline.restore import open_set
 from ...core.streams import pump
 from ...pipeline.verify import POSTGRES_LOGIN_KEYS as CONNECTION_KEYS
+from .archive import ArchiveReader, inspect_set
+from .connection import MAX_IDENTIFIER, Connection, PostgresError, quote_ident
+from .queries import ROW_COUNTS_SQL
+from .restore import create_database_sql
 
 SCRATCH_PREFIX = "lifeboat_verify_"
 RESTORE_TIMEOUT = 24 * 3600
@@ -29,7 +32,7 @@ RESTORE_TIMEOUT = 24 * 3600
 def scratch_database_name(job):
     """lifeboat_verify_<job>_<8 hex>, within PostgreSQL's 63 bytes (the job part shortened, lowercased)."""
     suffix = "_" + secrets.token_hex(4)
-    part = re.sub(r"[^a-z0-9_]", "_", job.lower())[:pg.MAX_IDENTIFIER - len(SCRATCH_PREFIX) - len(suffix)]
+    part = re.sub(r"[^a-z0-9_]", "_", job.lower())[:MAX_IDENTIFIER - len(SCRATCH_PREFIX) - len(suffix)]
     return SCRATCH_PREFIX + part + suffix
 
 
@@ -53,7 +56,7 @@ def _expected_counts(manifest, where):
 
 
 def _list_mode(repository, job, backup_set, identity_file, options):
-    report = pg.inspect_set(repository, job, backup_set, identity_file, pg_bin_dir=options.get("pg_bin_dir"))
+    report = inspect_set(repository, job, backup_set, identity_file, pg_bin_dir=options.get("pg_bin_dir"))
     report["checked"] = {"toc_entries": report["toc_entries"], "tables": report["tables"]}
     report["test_restore"] = "skipped: mode list reads the archive's table of contents only (no data was loaded)"
     return report
@@ -65,7 +68,7 @@ def _stage(repository, job, backup_set, identity_file, scratch_dir, where):
     try:
         with os.fdopen(fd, "wb") as handle:
             with open_set(repository, job, backup_set, identity_file) as reader:
-                archive = pg.ArchiveReader(reader, where)
+                archive = ArchiveReader(reader, where)
                 pump(archive, handle)  # reads to the end of the set, where VerifiedReader compares the sha256
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -78,17 +81,17 @@ def _create(connection, name, manifest):
     encoding = (manifest.get("source") or {}).get("encoding")
     encoding = encoding if isinstance(encoding, str) and re.match(r"^[A-Za-z0-9_]{1,32}$", encoding) else None
     try:
-        connection.query(pg.create_database_sql(name, encoding), doing="create the scratch database %s" % name)
-    except pg.PostgresError as exc:
+        connection.query(create_database_sql(name, encoding), doing="create the scratch database %s" % name)
+    except PostgresError as exc:
         if "does not match locale" not in exc.msg and "incompatible with the locale" not in exc.msg:
             raise
-        connection.query(pg.create_database_sql(name, encoding, locale_c=True),
+        connection.query(create_database_sql(name, encoding, locale_c=True),
                          doing="create the scratch database %s" % name)
 
 
 def _drop(connection, name, report):
     try:
-        connection.query("DROP DATABASE IF EXISTS %s" % pg.quote_ident(name),
+        connection.query("DROP DATABASE IF EXISTS %s" % quote_ident(name),
                          doing="drop the scratch database %s" % name)
         report["scratch_database_dropped"] = True
     except LifeboatError as exc:
@@ -110,7 +113,7 @@ def test_restore(repository, job, backup_set, identity_file, scratch_dir, option
     manifest = backup_set.manifest
     where = "set %s of job %s" % (backup_set.set_id, job)
     expected, skipped = _expected_counts(manifest, where)
-    connection = pg.Connection.from_options(login)
+    connection = Connection.from_options(login)
     staged = _stage(repository, job, backup_set, identity_file, scratch_dir, where)
     name = scratch_database_name(job)
     report = {"scratch_database": name, "scratch_server": connection.target(), "globals_applied": False}
@@ -127,7 +130,7 @@ def test_restore(repository, job, backup_set, identity_file, scratch_dir, option
                 raise IntegrityError("%s does not restore: pg_restore into the scratch database %s on PostgreSQL at "
                                      "%s failed although the sha256 matches (%s); do not rely on this set"
                                      % (where, name, connection.target(), exc.msg[-1500:]), report=report)
-            actual = connection.query_json(pg.ROW_COUNTS_SQL, name, "count rows in %s" % name) or {}
+            actual = connection.query_json(ROW_COUNTS_SQL, name, "count rows in %s" % name) or {}
             actual = {key: int(value) for key, value in actual.items()}
         finally:
             _drop(connection, name, report)

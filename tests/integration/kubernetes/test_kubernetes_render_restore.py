@@ -1,0 +1,232 @@
+"""playbooks/kubernetes_restore.yml without a cluster: the restore Job it renders (lifeboat_k8s_render_dir) is
+valid for the Kubernetes API and runs the backup CronJob's pod template with args restore; the put-back Job it runs
+after a failed health check is valid too, and its script puts the kept-aside data back and nothing else; the Job
+result is read from the runner's --json output."""
+
+import copy
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from support.ansible import REPO, AnsibleRunner
+from support.kubernetes_render import SETTINGS, documents, render_restore, render_schedule, validate
+
+PUT_BACK = os.path.join(REPO, "roles", "kubernetes_schedule", "files", "put_back.py")
+ROLE_TASKS_PLAY = """\
+- name: Run a task file of the kubernetes_schedule role
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Include it
+      ansible.builtin.include_role:
+        name: lifeboat.backup.kubernetes_schedule
+        tasks_from: %(tasks)s
+    - name: Save the fact
+      ansible.builtin.copy:
+        content: "{{ %(fact)s | to_json }}"
+        dest: "%(dest)s"
+        mode: "0600"
+"""
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory, collections):
+    return AnsibleRunner(str(tmp_path_factory.mktemp("k8s-restore")), collections)
+
+
+@pytest.fixture(scope="module")
+def schedule_objects(runner, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("schedule"))
+    proc = render_schedule(runner, out)
+    assert proc.returncode == 0, proc.stdout
+    return documents(os.path.join(out, "manifests.yml"))
+
+
+def role_task_fact(runner, tmp_path, tasks, fact, variables):
+    """Run roles/kubernetes_schedule/tasks/<tasks> with `variables` and return the fact it set."""
+    play, dest = str(tmp_path / "play.yml"), str(tmp_path / "fact.json")
+    with open(play, "w") as handle:
+        handle.write(ROLE_TASKS_PLAY % {"tasks": tasks, "fact": fact, "dest": dest})
+    proc = runner.playbook(play, extra_vars=variables)
+    assert proc.returncode == 0, proc.stdout
+    with open(dest) as handle:
+        return json.load(handle)
+
+
+def backup_pod_template(objects, job):
+    (cronjob,) = [o for o in objects if o["metadata"]["name"] == "lifeboat-%s-backup" % job]
+    return cronjob["spec"]["jobTemplate"]["spec"]["template"]
+
+
+@pytest.mark.parametrize("job, before", [("app-db", ""), ("chroma", "2026-11-22T02:00:00Z")])
+def test_the_restore_job_is_valid_and_runs_the_backup_pod_template_with_args_restore(
+        runner, schedule_objects, tmp_path, job, before):
+    out = str(tmp_path / "out")
+    proc = render_restore(runner, out, job, lifeboat_k8s_before=before, lifeboat_k8s_backup="latest")
+    assert proc.returncode == 0, proc.stdout
+    assert os.listdir(out) == ["restore-job.yml"]
+    (restore,) = documents(os.path.join(out, "restore-job.yml"))
+    validate(restore)
+    assert (restore["kind"], restore["metadata"]["name"], restore["metadata"]["namespace"]) == (
+        "Job", "lifeboat-%s-restore" % job, "app")
+    assert restore["spec"]["backoffLimit"] == 0  # a failed restore is looked at, not retried on the live data
+    template = restore["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    assert container["args"] == (["--config-dir", "/etc/lifeboat", "--state-dir", "/var/lib/lifeboat",
+                                  "restore", job, "--json", "--backup", "latest"]
+                                 + (["--before", before] if before else []))
+    # The same pod as the scheduled backup, but for its args, its labels and volumes that must be writable.
+    expected = copy.deepcopy(backup_pod_template(schedule_objects, job))
+    expected["metadata"]["labels"]["app.kubernetes.io/component"] = "restore"
+    expected["spec"]["containers"][0]["args"] = container["args"]
+    for volume in expected["spec"]["volumes"]:
+        if "persistentVolumeClaim" in volume:
+            volume["persistentVolumeClaim"]["readOnly"] = False
+    for mount in expected["spec"]["containers"][0]["volumeMounts"]:
+        if mount["name"].startswith("data-"):
+            mount["readOnly"] = False
+    assert template == expected
+
+
+def test_the_put_back_job_is_valid_and_runs_the_put_back_script_on_the_same_volumes(
+        runner, schedule_objects, tmp_path):
+    previous = "/chroma.lifeboat-prev-20261122T020000Z-0123abcd"
+    job = role_task_fact(runner, tmp_path, "restore_job.yml", "_kubernetes_schedule_restore_object", dict(
+        SETTINGS, _kubernetes_schedule_restore_name="chroma",
+        _kubernetes_schedule_put_back={"kind": "directory", "target": "/chroma", "previous": previous}))
+    validate(job)
+    assert job["metadata"]["name"] == "lifeboat-chroma-put-back"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    with open(PUT_BACK) as handle:
+        assert container["command"] == ["/usr/bin/python3", "-I", "-c", handle.read().rstrip("\n")]
+    assert container["args"] == ["directory", "/chroma", previous]
+    backup = backup_pod_template(schedule_objects, "chroma")["spec"]
+    assert job["spec"]["template"]["spec"]["securityContext"] == backup["securityContext"]
+    assert container["securityContext"] == backup["containers"][0]["securityContext"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["data-0"] == {"name": "data-0", "mountPath": "/chroma", "readOnly": False}
+
+
+@pytest.mark.parametrize("log, expected", [
+    # the runner's --json result (indented, on stdout) after its console lines (stderr) in the pod's log
+    ('restore of job app-db (sqlite, backup latest)\nrestored set 1 of job app-db to /data/app.db\n'
+     + json.dumps({"status": "ok", "restored_to": "/data/app.db", "previous": "/data/app.db.lifeboat-prev-x",
+                   "backup": {"id": "1"}}, indent=2, sort_keys=True) + "\n",
+     {"status": "ok", "restored_to": "/data/app.db", "previous": "/data/app.db.lifeboat-prev-x", "backup": {"id": "1"}}),
+    ('error: restore of job app-db failed: no set\n{"error": "no set", "status": "failed"}\n',
+     {"status": "failed", "error": "no set"}),
+    ("exec /usr/bin/python3: no such file or directory\n", {}),
+])
+def test_the_job_result_is_the_last_json_document_of_its_log(runner, tmp_path, log, expected):
+    # run_job.yml itself needs a cluster: the template it reads the log with is checked alone
+    play, dest = str(tmp_path / "play.yml"), str(tmp_path / "out.json")
+    with open(play, "w") as handle:
+        handle.write("""\
+- name: Parse a Job log
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Save the result
+      ansible.builtin.copy:
+        content: "{{ lookup('ansible.builtin.template', role_template) | from_json | to_json }}"
+        dest: "%s"
+        mode: "0600"
+""" % dest)
+    proc = runner.playbook(play, extra_vars={
+        "_kubernetes_schedule_job_log_text": log,
+        "role_template": os.path.join(REPO, "roles", "kubernetes_schedule", "templates", "job_result.j2")})
+    assert proc.returncode == 0, proc.stdout
+    with open(dest) as handle:
+        assert json.load(handle) == expected
+
+
+def put_back(kind, target, previous):
+    with open(PUT_BACK) as handle:
+        script = handle.read()
+    proc = subprocess.run([sys.executable, "-I", "-c", script, kind, target, previous], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def make_db(path, value):
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (v TEXT)")
+    conn.execute("INSERT INTO t VALUES (?)", (value,))
+    conn.commit()
+    conn.close()
+
+
+def read_db(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT v FROM t").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_put_back_renames_the_kept_sqlite_database_back_and_drops_the_restored_journal(tmp_path):
+    target = str(tmp_path / "app.db")
+    previous = target + ".lifeboat-prev-20261122T020000Z-0123abcd"
+    make_db(target, "restored")
+    make_db(previous, "previous")
+    (tmp_path / "app.db-wal").write_bytes(b"stale journal of the restored database")
+    code, result = put_back("sqlite", target, previous)
+    assert (code, result["status"]) == (0, "ok")
+    assert read_db(target) == "previous"
+    assert not os.path.exists(previous) and not os.path.exists(target + "-wal")
+
+
+def test_put_back_swaps_the_kept_directory_back_and_removes_the_rejected_one(tmp_path):
+    target = str(tmp_path / "chroma")
+    previous = target + ".lifeboat-prev-20261122T020000Z"
+    os.makedirs(os.path.join(target, "restored"))
+    os.makedirs(os.path.join(previous, "index"))
+    (tmp_path / "chroma.lifeboat-prev-20261122T020000Z" / "index" / "a.bin").write_bytes(b"old data")
+    code, result = put_back("directory", target, previous)
+    assert (code, result["status"]) == (0, "ok")
+    assert sorted(os.listdir(target)) == ["index"]
+    assert (tmp_path / "chroma" / "index" / "a.bin").read_bytes() == b"old data"
+    assert sorted(os.listdir(str(tmp_path))) == ["chroma"]
+
+
+@pytest.mark.parametrize("previous", ["{target}.bak", "/etc/passwd", "{target}.lifeboat-prev-20261122T020000Z/../x",
+                                      "{target}2.lifeboat-prev-20261122T020000Z"])
+def test_put_back_refuses_anything_but_the_targets_kept_aside_copy(tmp_path, previous):
+    target = str(tmp_path / "app.db")
+    make_db(target, "restored")
+    previous = previous.format(target=target)
+    if previous.startswith(str(tmp_path)) and ".." not in previous:
+        make_db(previous, "previous")
+    code, result = put_back("sqlite", target, previous)
+    assert (code, result["status"]) == (1, "failed")
+    assert read_db(target) == "restored"
+
+
+def test_put_back_never_follows_a_symlink_as_the_kept_copy(tmp_path):
+    target = str(tmp_path / "app.db")
+    elsewhere = str(tmp_path / "elsewhere.db")
+    make_db(target, "restored")
+    make_db(elsewhere, "not ours")
+    previous = target + ".lifeboat-prev-20261122T020000Z"
+    os.symlink(elsewhere, previous)
+    code, result = put_back("sqlite", target, previous)
+    assert (code, result["status"]) == (1, "failed")
+    assert read_db(target) == "restored" and os.path.islink(previous)
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"lifeboat_k8s_job": "app-db"}, "lifeboat_k8s_workload_name (the app to stop during the restore)"),
+    ({"lifeboat_k8s_job": "nope", "lifeboat_k8s_render_dir": "/nonexistent/out"}, "there is no job nope"),
+])
+def test_the_restore_playbook_refuses_an_incomplete_request_before_touching_anything(runner, variables, message):
+    proc = runner.playbook(os.path.join(REPO, "playbooks", "kubernetes_restore.yml"),
+                           extra_vars=dict(SETTINGS, **variables))
+    assert proc.returncode != 0
+    assert message in proc.stdout, proc.stdout
+    assert not os.path.exists("/nonexistent/out")

@@ -206,6 +206,8 @@ def _job(**changes):
                                              "notify": {"webhook_url": "https://hooks.example.com/x"}})]},
      "carries a credential"),
     ({"kubernetes_schedule_env": {"AWS_SECRET_ACCESS_KEY": "hunter2"}}, "never in a manifest"),
+    ({"kubernetes_schedule_pushgateway_url": "https://metrics:hunter2@pushgateway.example.com"},
+     "without user:password@"),
     ({"kubernetes_schedule_jobs": [_job(volumes=[{"claim": "data", "mount_path": "/var/lib/lifeboat"}])]},
      "the pod's own mounts"),
     ({"kubernetes_schedule_jobs": [_job(), _job()]}, "the same name"),

@@ -43,7 +43,7 @@ def cronjobs(objects):
 
 
 def test_present_renders_a_secret_and_two_cronjobs_per_job_in_apply_order(rendered):
-    _, objects = rendered
+    objects = rendered[1]
     expected = []
     for name in JOB_NAMES:
         expected += [("v1", "Secret", "app", "lifeboat-job-%s" % name),
@@ -53,7 +53,7 @@ def test_present_renders_a_secret_and_two_cronjobs_per_job_in_apply_order(render
 
 
 def test_every_rendered_object_passes_the_kubernetes_schemas(rendered):
-    _, objects = rendered
+    objects = rendered[1]
     for obj in objects:
         validate(obj)
 
@@ -74,7 +74,7 @@ def test_the_schema_validation_refuses_a_broken_manifest(rendered, breakage):
 
 
 def test_cronjobs_forbid_overlaps_and_carry_limits_deadlines_and_resources(rendered):
-    _, objects = rendered
+    objects = rendered[1]
     by_name = {o["metadata"]["name"]: o for o in cronjobs(objects)}
     assert by_name["lifeboat-app-db-backup"]["spec"]["schedule"] == "15 */6 * * *"
     assert by_name["lifeboat-app-db-verify"]["spec"]["schedule"] == "45 4 * * 0"  # the role's default
@@ -95,7 +95,7 @@ def test_cronjobs_forbid_overlaps_and_carry_limits_deadlines_and_resources(rende
 
 
 def test_pods_are_hardened(rendered):
-    _, objects = rendered
+    objects = rendered[1]
     for cronjob in cronjobs(objects):
         pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         assert pod["securityContext"] == {
@@ -115,7 +115,7 @@ def test_pods_are_hardened(rendered):
 
 
 def test_pods_run_the_runner_on_the_job_file_secret_and_the_apps_volumes(rendered):
-    _, objects = rendered
+    objects = rendered[1]
     for job in SETTINGS["kubernetes_schedule_jobs"]:
         name = job["name"]
         for component, command in (("backup", "run"), ("verify", "verify")):
@@ -167,7 +167,7 @@ def test_credentials_come_only_by_reference_and_the_job_file_is_what_the_runner_
 
 
 def test_absent_renders_the_delete_list_of_exactly_the_present_objects(runner, rendered, tmp_path):
-    _, objects = rendered
+    objects = rendered[1]
     out = str(tmp_path / "absent")
     # absent needs no image: it only names the objects
     settings = dict(SETTINGS, kubernetes_schedule_image="")

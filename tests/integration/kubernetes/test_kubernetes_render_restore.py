@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from support.ansible import REPO, AnsibleRunner
 from support.kubernetes_render import SETTINGS, documents, render_restore, render_schedule, validate

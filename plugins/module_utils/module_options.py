@@ -9,88 +9,39 @@ import traceback
 from .engine.pipeline.backup import plan, run_backup
 from .engine.core.errors import LifeboatError
 from .engine.core.naming import validate_job
+from .engine.core.options import argument_spec
+from .engine.pipeline import options as pipeline_options
+from .engine.repositories import options as repository_options
 from .engine.repositories.repository import Repository
-from .engine.repositories.s3 import STORAGE_CLASSES
 
-S3_OPTIONS = dict(
-    bucket=dict(type="str", required=True),
-    prefix=dict(type="str", default=""),
-    endpoint_url=dict(type="str"),
-    region=dict(type="str"),
-    storage_class=dict(type="str", choices=list(STORAGE_CLASSES)),
-    sse=dict(type="str", choices=["AES256", "aws:kms"]),
-    sse_kms_key_id=dict(type="str"),
-    access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id"]),
-    secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key"]),
-    session_token=dict(type="str", no_log=True, aliases=["aws_session_token"]),
-    multipart_chunk_size=dict(type="int"),
-    max_concurrency=dict(type="int"),
-)
-
-SFTP_OPTIONS = dict(
-    host=dict(type="str", required=True),
-    port=dict(type="int", default=22),
-    user=dict(type="str", required=True),
-    path=dict(type="str", required=True),
-    key_file=dict(type="path"),
-    password_file=dict(type="path", no_log=False),
-    known_hosts_file=dict(type="path"),
-    host_key_fingerprint=dict(type="str", no_log=False),
-    timeout=dict(type="int", default=30),
-)
-
-FTP_OPTIONS = dict(
-    host=dict(type="str", required=True),
-    port=dict(type="int", default=21),
-    user=dict(type="str", required=True),
-    path=dict(type="str", required=True),
-    password_file=dict(type="path", required=True, no_log=False),
-    tls=dict(type="bool", default=True),
-    tls_verify=dict(type="bool", default=True),
-    ca_file=dict(type="path"),
-    timeout=dict(type="int", default=30),
-)
+# The option schemas live in the engine (engine/repositories/options.py, engine/pipeline/options.py); these are
+# their Ansible argument_specs.
+S3_OPTIONS = argument_spec(repository_options.S3)
+SFTP_OPTIONS = argument_spec(repository_options.SFTP)
+FTP_OPTIONS = argument_spec(repository_options.FTP)
 
 
 def repository_spec():
     """job, dest, sftp, ftp and s3: how every module names a job's repository (doc fragment
     lifeboat.backup.repository)."""
-    return dict(
-        job=dict(type="str", required=True),
-        dest=dict(type="path"),
-        sftp=dict(type="dict", options=SFTP_OPTIONS),
-        ftp=dict(type="dict", options=FTP_OPTIONS),
-        s3=dict(type="dict", options=S3_OPTIONS),
-    )
+    return argument_spec(repository_options.REPOSITORY)
 
 
 def backup_spec():
     """Options of every backup module (doc fragment lifeboat.backup.backup)."""
     spec = repository_spec()
-    spec.update(
-        compression=dict(type="str", default="zstd", choices=["zstd", "gzip", "none"]),
-        compression_level=dict(type="int"),
-        compression_threads=dict(type="int", default=0),
-        encryption=dict(type="dict", options=dict(age_recipients=dict(type="list", elements="str", default=[]))),
-        verify=dict(type="bool", default=True),
-        tags=dict(type="dict", default={}),
-    )
+    spec.update(argument_spec(pipeline_options.BACKUP))
     return spec
 
 
 def restore_spec():
     """Options of every restore module (doc fragment lifeboat.backup.restore)."""
     spec = repository_spec()
-    spec.update(
-        backup=dict(type="str", default="latest"),
-        before=dict(type="str"),
-        skip_damaged=dict(type="bool", default=False),
-        encryption=dict(type="dict", options=dict(age_identity_file=dict(type="path"))),
-    )
+    spec.update(argument_spec(pipeline_options.RESTORE))
     return spec
 
 
-REQUIRED_ONE_OF = [["dest", "s3", "sftp", "ftp"]]
+REQUIRED_ONE_OF = [list(repository_options.STORES)]
 RESTORE_MUTUALLY_EXCLUSIVE = []
 
 

@@ -233,7 +233,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.naming import validate_job
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.options import (
     CONNECTION_MUTUALLY_EXCLUSIVE, connection_spec)
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.verify import POSTGRES_LOGIN_KEYS, verify_set
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.verify import MODES, POSTGRES_LOGIN_KEYS, verify_set
 # The kinds' test restores are loaded by name (kinds.verify_hook): imported here too, so Ansible ships them.
 # pylint: disable-next=unused-import
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.directory import verify as _dir  # noqa: F401
@@ -249,7 +249,7 @@ def main():
     spec = restore_spec()
     spec.update(connection_spec())
     spec.update(scratch_dir=dict(type="path"), all_copies=dict(type="bool", default=True),
-                mode=dict(type="str", choices=["full", "list", "decode"], default="full"),
+                mode=dict(type="str", choices=list(MODES), default="full"),
                 min_free_mb=dict(type="int"), redis_server_bin=dict(type="path"),
                 allow_functions=dict(type="bool", default=False), allow_javascript=dict(type="bool", default=False))
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True,

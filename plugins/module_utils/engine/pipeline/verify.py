@@ -18,11 +18,11 @@ from ..core.errors import ConfigError, IntegrityError, LifeboatError
 from ..repositories.repository import Repository
 from .restore import open_set, set_result
 from ..core.streams import iter_chunks
+from ..sources.postgres.options import CONNECTION_KEYS
 
 MODES = ("full", "list", "decode")
-# Options of the PostgreSQL scratch server (the postgres doc fragment's names); default: the job's own.
-POSTGRES_LOGIN_KEYS = ("login_host", "login_port", "login_user", "login_password", "login_unix_socket", "ssl_mode",
-                       "ca_cert", "ssl_cert", "ssl_key", "connect_params", "pg_bin_dir", "maintenance_db")
+# Options of the PostgreSQL scratch server (the postgres connection schema's names); default: the job's own.
+POSTGRES_LOGIN_KEYS = CONNECTION_KEYS
 FREE_SPACE_MARGIN = 1.10  # a test restore needs the set's raw size plus 10%
 STREAMED_KINDS = ("mongo",)  # test restores that write nothing to scratch (parsed as a stream)
 

@@ -2,12 +2,7 @@
 
 from ..core.errors import ConfigError
 from .local import LocalRepository
-
-S3_KEYS = ("bucket", "prefix", "endpoint_url", "region", "storage_class", "sse", "sse_kms_key_id", "access_key",
-           "secret_key", "session_token", "multipart_chunk_size", "max_concurrency")
-SFTP_KEYS = ("host", "port", "user", "path", "key_file", "password_file", "known_hosts_file", "host_key_fingerprint",
-             "timeout")
-FTP_KEYS = ("host", "port", "user", "path", "password_file", "tls", "tls_verify", "ca_file", "timeout")
+from .options import FTP_KEYS, S3_KEYS, SFTP_KEYS
 
 
 def _options(name, options, known):

@@ -1,52 +1,65 @@
-"""Option names of the PostgreSQL modules (doc fragment lifeboat.backup.postgres), as plain data so the
-modules, the runner and the kind contract share one list. No Ansible imports."""
+"""Options of the PostgreSQL modules, each defined once: the connection (doc fragment lifeboat.backup.postgres),
+pg_dump_s3's dump options and pg_restore_s3's restore options. The modules' argument_spec, the runner's and
+backup_verify's scratch-server login keys (CONNECTION_KEYS) derive from these schemas. No Ansible imports, and
+nothing heavier than core.options, so the runner's verify can read CONNECTION_KEYS cheaply."""
 
-from .kind import SSL_MODES
+from ...core.options import Option, argument_spec, names
+
+# libpq's sslmode values (the connection checks ssl_mode against the same tuple).
+SSL_MODES = ("allow", "disable", "prefer", "require", "verify-ca", "verify-full")
+
+# All unset by default so libpq's PG* environment applies.
+CONNECTION = (
+    Option("login_user", aliases=["login"]),
+    Option("login_password", no_log=True),
+    Option("login_host", aliases=["host"]),
+    Option("login_unix_socket", aliases=["unix_socket"]),
+    Option("login_port", "int", aliases=["port"]),
+    Option("ssl_mode", choices=SSL_MODES),
+    Option("ca_cert", aliases=["ssl_rootcert"]),
+    Option("ssl_cert", "path"),
+    Option("ssl_key", "path"),
+    Option("connect_params", "dict", default={}),
+    Option("maintenance_db", default="postgres"),
+    Option("pg_bin_dir", "path"),
+)
+CONNECTION_KEYS = names(CONNECTION)
+CONNECTION_MUTUALLY_EXCLUSIVE = [["login_host", "login_unix_socket"]]
+
+DATABASE = Option("database", required=True, aliases=["db"])
+
+DUMP = (
+    DATABASE,
+    Option("globals", "bool", default=False),
+    Option("globals_role_passwords", "bool", default=True),
+    Option("lock_wait_timeout", "int"),
+)
+
+RESTORE = (
+    DATABASE,
+    Option("clean", "bool", default=False),
+    Option("safe_swap", "bool", default=False),
+    Option("tables", "list", elements="str", default=[]),
+    Option("schemas", "list", elements="str", default=[]),
+    Option("jobs", "int", default=1),
+    Option("tmp_dir", "path"),
+    Option("keep_previous", "bool", default=True),
+    Option("terminate_connections", "bool", default=False),
+    Option("no_owner", "bool", default=False),
+    Option("restore_globals", "bool", default=False),
+    Option("verify", "bool", default=True),
+    Option("analyze", "bool", default=True),
+)
 
 
 def connection_spec():
-    """Connection options, all unset by default so libpq's PG* environment applies."""
-    return dict(
-        login_user=dict(type="str", aliases=["login"]),
-        login_password=dict(type="str", no_log=True),
-        login_host=dict(type="str", aliases=["host"]),
-        login_unix_socket=dict(type="str", aliases=["unix_socket"]),
-        login_port=dict(type="int", aliases=["port"]),
-        ssl_mode=dict(type="str", choices=list(SSL_MODES)),
-        ca_cert=dict(type="str", aliases=["ssl_rootcert"]),
-        ssl_cert=dict(type="path"),
-        ssl_key=dict(type="path"),
-        connect_params=dict(type="dict", default={}),
-        maintenance_db=dict(type="str", default="postgres"),
-        pg_bin_dir=dict(type="path"),
-    )
-
-
-CONNECTION_MUTUALLY_EXCLUSIVE = [["login_host", "login_unix_socket"]]
+    """argument_spec entries of the connection options."""
+    return argument_spec(CONNECTION)
 
 
 def dump_spec():
-    return dict(
-        database=dict(type="str", required=True, aliases=["db"]),
-        globals=dict(type="bool", default=False),
-        globals_role_passwords=dict(type="bool", default=True),
-        lock_wait_timeout=dict(type="int"),
-    )
+    return argument_spec(DUMP)
 
 
 def restore_spec():
-    return dict(
-        database=dict(type="str", required=True, aliases=["db"]),
-        clean=dict(type="bool", default=False),
-        safe_swap=dict(type="bool", default=False),
-        tables=dict(type="list", elements="str", default=[]),
-        schemas=dict(type="list", elements="str", default=[]),
-        jobs=dict(type="int", default=1),
-        tmp_dir=dict(type="path"),
-        keep_previous=dict(type="bool", default=True),
-        terminate_connections=dict(type="bool", default=False),
-        no_owner=dict(type="bool", default=False),
-        restore_globals=dict(type="bool", default=False),
-        verify=dict(type="bool", default=True),
-        analyze=dict(type="bool", default=True),
-    )
+    return argument_spec(RESTORE)

@@ -1,0 +1,72 @@
+"""Each module's argument_spec holds the shared options exactly as the engine's schemas derive them: the
+repository options, the backup or restore options and the PostgreSQL or Redis connection, as its
+extends_documentation_fragment says."""
+
+import importlib
+import os
+
+import pytest
+import yaml
+
+PREFIX = "ansible_collections.lifeboat.backup.plugins."
+MODULES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "modules")
+NAMES = sorted(f[:-3] for f in os.listdir(MODULES) if f.endswith(".py") and not f.startswith("_"))
+
+
+class Captured(Exception):
+    def __init__(self, kwargs):
+        super(Captured, self).__init__("AnsibleModule called")
+        self.kwargs = kwargs
+
+
+def capture(name, monkeypatch):
+    """The keyword arguments main() gives AnsibleModule (it raises before anything runs)."""
+    module = importlib.import_module(PREFIX + "modules." + name)
+
+    def fake_module(**kwargs):
+        raise Captured(kwargs)
+
+    monkeypatch.setattr(module, "AnsibleModule", fake_module)
+    with pytest.raises(Captured) as captured:
+        module.main()
+    return module, captured.value.kwargs
+
+
+def shared_specs():
+    """{doc fragment: argument_spec derived from its schema}."""
+    options = importlib.import_module(PREFIX + "module_utils.engine.core.options")
+    pipeline = importlib.import_module(PREFIX + "module_utils.engine.pipeline.options")
+    repositories = importlib.import_module(PREFIX + "module_utils.engine.repositories.options")
+    postgres = importlib.import_module(PREFIX + "module_utils.engine.sources.postgres.options")
+    redis = importlib.import_module(PREFIX + "module_utils.engine.sources.redis.kind")
+    return {
+        "lifeboat.backup.repository": options.argument_spec(repositories.REPOSITORY),
+        "lifeboat.backup.backup": options.argument_spec(pipeline.BACKUP),
+        "lifeboat.backup.restore": options.argument_spec(pipeline.RESTORE),
+        "lifeboat.backup.postgres": options.argument_spec(postgres.CONNECTION),
+        "lifeboat.backup.redis": redis.connection_spec(),
+        "lifeboat.backup.redis.restart": redis.restart_spec(),
+    }
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "litestream_config"])
+def test_shared_options_are_the_schemas(name, monkeypatch):
+    module, kwargs = capture(name, monkeypatch)
+    fragments = yaml.safe_load(module.DOCUMENTATION).get("extends_documentation_fragment") or []
+    derived = shared_specs()
+    assert fragments and set(fragments) <= set(derived), fragments
+    spec = kwargs["argument_spec"]
+    for fragment in fragments:
+        for option, expected in derived[fragment].items():
+            assert spec.get(option) == expected, (fragment, option)
+    repositories = importlib.import_module(PREFIX + "module_utils.engine.repositories.options")
+    postgres = importlib.import_module(PREFIX + "module_utils.engine.sources.postgres.options")
+    if "lifeboat.backup.repository" in fragments:
+        assert kwargs["required_one_of"] == [list(repositories.STORES)]
+    if "lifeboat.backup.postgres" in fragments:
+        assert kwargs["mutually_exclusive"] == postgres.CONNECTION_MUTUALLY_EXCLUSIVE
+    assert kwargs["supports_check_mode"] is True
+
+
+def test_every_module_is_covered():
+    assert len(NAMES) == 16 and "litestream_config" in NAMES

@@ -15,22 +15,24 @@ import re
 import stat
 
 from ..sources import kinds
-from ..core.codecs import ALGORITHMS
 from ..core.errors import ConfigError
 from ..core.naming import validate_job
+from ..core.options import aliases, check_type, find, normalise, secret_names
 from .notify import EVENTS, NOTIFY_KEYS
+from ..pipeline.options import BACKUP, RESTORE
 from ..pipeline.retention import parse_policy
+from ..pipeline.verify import MODES as VERIFY_MODES
+from ..repositories.options import FTP, REPOSITORY, S3, SFTP
 
 JOBS_DIR = "jobs"
 VERIFY_KEYS = ("mode", "scratch_dir", "objective", "min_free_mb", "postgres", "redis")
-VERIFY_MODES = ("full", "list", "decode")
 _DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-S3_ALIASES = {"aws_access_key_id": "access_key", "aws_secret_access_key": "secret_key",
-              "aws_session_token": "session_token"}
-SECRET_KEYS = frozenset(("access_key", "secret_key", "session_token", "aws_access_key_id", "aws_secret_access_key",
-                         "aws_session_token", "webhook_url", "healthcheck_url", "password", "pg_password",
-                         "redis_password", "mongo_password"))
+S3_ALIASES = aliases(S3)
+# The backup options a job file may leave out and the runner fills in (the others stay unset, as before).
+FILLED_DEFAULTS = ("compression", "tags")
+SECRET_KEYS = secret_names(S3) | frozenset(("webhook_url", "healthcheck_url", "password", "pg_password",
+                                            "redis_password", "mongo_password"))
 _URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
 
 
@@ -153,35 +155,32 @@ def validate(document, name=None, where="job"):
     kind = job.get("kind")
     if kind not in kinds.KINDS:
         raise ConfigError("%s: kind must be one of %s, not %r" % (where, ", ".join(kinds.names()), kind))
-    _expect(job, "dest", str, "a directory path", where)
+    check_type(find(REPOSITORY, "dest"), job.get("dest"), where)
     s3 = _expect(job, "s3", dict, "an object", where)
     remotes = {}
-    for remote in ("sftp", "ftp"):
+    # The stores check their own values (and unknown keys) when the run makes them; here only unset values go.
+    for remote, schema in (("sftp", SFTP), ("ftp", FTP)):
         if _expect(job, remote, dict, "an object with host, user and path", where):
-            remotes[remote] = job[remote] = {k: v for k, v in job[remote].items() if v not in (None, "")}
+            remotes[remote] = job[remote] = normalise(schema, job[remote], where, unknown="keep", types=False,
+                                                      drop_unset=True)
     if not job.get("dest") and not s3 and not remotes:
         raise ConfigError("%s: set dest (a local directory), s3 (an object with bucket), sftp or ftp (objects with "
                           "host, user and path), or several of them" % where)
     if s3:
-        s3 = dict(s3)
-        for alias, canonical in S3_ALIASES.items():
-            if alias in s3:
-                s3.setdefault(canonical, s3.pop(alias))
+        s3 = normalise(S3, s3, where, unknown="keep", types=False, drop_unset=True)  # aliases resolved
         if not s3.get("bucket"):
             raise ConfigError("%s: s3.bucket is required when s3 is set" % where)
-        job["s3"] = {k: v for k, v in s3.items() if v not in (None, "")}
-    compression = job.setdefault("compression", "zstd")
-    if compression not in ALGORITHMS:
-        raise ConfigError("%s: compression must be one of %s, not %r" % (where, ", ".join(ALGORITHMS), compression))
-    _expect(job, "compression_level", int, "a whole number", where)
-    if _expect(job, "compression_threads", int, "a whole number", where) is not None and job["compression_threads"] < 0:
+        job["s3"] = s3
+    for option in BACKUP:
+        if option.name in FILLED_DEFAULTS:
+            job.setdefault(option.name, option.default)
+        if option.name != "verify":  # a job file's verify may be the verify object (_verify_settings)
+            check_type(option, job.get(option.name), where)
+    if job.get("compression_threads") is not None and job["compression_threads"] < 0:
         raise ConfigError("%s: compression_threads must be 0 (one per core) or more" % where)
-    encryption = _expect(job, "encryption", dict, "an object", where) or {}
-    recipients = encryption.get("age_recipients")
+    recipients = (job.get("encryption") or {}).get("age_recipients")
     if recipients is not None and not (isinstance(recipients, list) and all(isinstance(r, str) for r in recipients)):
         raise ConfigError("%s: encryption.age_recipients must be a list of age public keys" % where)
-    _expect(job, "tags", dict, "an object", where)
-    job.setdefault("tags", {})
     if job.get("retention") is not None:
         if not isinstance(job["retention"], dict):
             raise ConfigError("%s: retention must be an object such as {\"keep_daily\": 7}" % where)
@@ -202,7 +201,7 @@ def validate(document, name=None, where="job"):
             job["rto_seconds"] = parse_duration(job[key], "%s: %s" % (where, key))
     _verify_settings(job, where)
     if _expect(job, "restore", dict, "an object of restore options", where):
-        _expect(job["restore"], "skip_damaged", bool, "true or false", where + ": restore")
+        check_type(find(RESTORE, "skip_damaged"), job["restore"].get("skip_damaged"), where + ": restore")
     notify = _expect(job, "notify", dict, "an object", where)
     if notify:
         unknown = sorted(set(notify) - set(NOTIFY_KEYS))

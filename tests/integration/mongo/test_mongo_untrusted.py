@@ -14,7 +14,7 @@ from bson import json_util
 
 from engine.pipeline.backup import run_backup
 from engine.core.errors import IntegrityError
-from engine.sources.mongo.kind import restore_mongo
+from engine.sources.mongo.restore import restore_mongo
 from engine.repositories.repository import Repository
 from support.crafted_sets import CraftedSource
 

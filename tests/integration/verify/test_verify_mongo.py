@@ -109,7 +109,7 @@ def archive(collections):
 
 
 def test_archive_format_is_parsed_and_counted(tmp_path):
-    from engine.sources.mongo.verify import parse_archive
+    from engine.sources.mongo.layout import parse_archive
     assert parse_archive(io.BytesIO(archive({"orders": 5, "users": 2})), "x") == {"shop.orders": 5, "shop.users": 2}
     with pytest.raises(IntegrityError):
         parse_archive(io.BytesIO(archive({"orders": 5})[:-30]), "x")
@@ -123,7 +123,7 @@ def test_archive_format_is_parsed_and_counted(tmp_path):
 
 
 def test_metadata_nested_too_deep_is_damage_not_a_traceback(tmp_path):
-    from engine.sources.mongo.verify import parse_tar_layout
+    from engine.sources.mongo.layout import parse_tar_layout
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         payload = b"[" * 100000 + b"]" * 100000
@@ -138,7 +138,7 @@ def test_metadata_nested_too_deep_is_damage_not_a_traceback(tmp_path):
 def test_verify_applies_the_restore_policy_to_names_and_metadata(tmp_path):
     """A set mongo_restore would refuse (a system collection, server-side JavaScript in a validator) fails its
     verification too, instead of passing as 'restorable'; allow_javascript lets the JavaScript one through."""
-    from engine.sources.mongo.verify import parse_tar_layout
+    from engine.sources.mongo.layout import parse_tar_layout
 
     def layout(members):
         out = io.BytesIO()
@@ -159,3 +159,40 @@ def test_verify_applies_the_restore_policy_to_names_and_metadata(tmp_path):
         parse_tar_layout(io.BytesIO(javascript), "set x")
     assert "allow_javascript" in info.value.msg
     assert parse_tar_layout(io.BytesIO(javascript), "set x", allow_javascript=True) == {"shop.orders": 0}
+
+
+def test_verify_walks_the_layout_with_the_restore_parser(tmp_path):
+    """The test restore and mongo_restore read a tar-layout set with one parser (layout.read_tar_layout), so the
+    verify refuses everything the restore refuses: a collection's file twice, documents for a view, a directory
+    that is no database name."""
+    from engine.sources.mongo.layout import parse_tar_layout
+
+    def layout(members):
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, payload in members:
+                info = tarfile.TarInfo(name)
+                if payload is None:
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                    continue
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+        return out.getvalue()
+
+    document = struct.pack("<i", 5) + b"\0"
+    twice = layout([("shop/orders.bson", document), ("shop/orders.bson", document)])
+    with pytest.raises(IntegrityError) as info:
+        parse_tar_layout(io.BytesIO(twice), "set x")
+    assert "appears twice" in info.value.msg
+    view = layout([("shop/v.metadata.json", b'{"type": "view", "options": {"viewOn": "orders", "pipeline": []}}'),
+                   ("shop/v.bson", document)])
+    with pytest.raises(IntegrityError) as info:
+        parse_tar_layout(io.BytesIO(view), "set x")
+    assert "calls a view" in info.value.msg
+    directory = layout([("shop$x", None), ("shop/orders.bson", document)])
+    with pytest.raises(IntegrityError) as info:
+        parse_tar_layout(io.BytesIO(directory), "set x")
+    assert "not a database directory" in info.value.msg
+    assert parse_tar_layout(io.BytesIO(layout([("shop", None), ("shop/orders.bson", document * 3)])),
+                            "set x") == {"shop.orders": 3}

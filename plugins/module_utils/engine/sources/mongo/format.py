@@ -1,28 +1,24 @@
-"""MongoDB helpers without a server: URI redaction, namespace selection, the mongodump/mongorestore
-argument lists and their log parsing, the tar stream of the mongodump directory layout, and BSON
-file walking. Plain Python (stdlib only) so the unit tests need neither pymongo nor a server."""
+"""MongoDB without a server or a set: the kind's names and formats, URI redaction (the URI's secrets never
+reach argv, manifests or messages), which databases and collections a selection covers, the mongodump and
+mongorestore argument lists and their log parsing, and the policy for names and collection metadata read from a
+set (what lifeboat restores, what it refuses). The bytes of a set are walked in layout.py. Plain Python (stdlib
+only) so the unit tests need neither pymongo nor a server."""
 
 import fnmatch
 import json
 import os
 import re
-import tarfile
 import tempfile
-import time
 
 from ...core.errors import ConfigError, IntegrityError
 
+KIND = "mongo"
 FORMAT_ARCHIVE = "archive"  # mongodump --archive stream
 FORMAT_TAR = "tar-layout"  # tar of <db>/<coll>.bson + <db>/<coll>.metadata.json (mongodump --out layout)
 EXTENSIONS = {FORMAT_ARCHIVE: "archive", FORMAT_TAR: "tar"}
 SYSTEM_DATABASES = ("admin", "local", "config")
 DEFAULT_URI = "mongodb://127.0.0.1:27017"
 MIN_TOOLS_VERSION = (100, 3, 0)  # --config with `uri:` appeared in the Database Tools 100.3.0
-
-BLOCK = 512
-RECORD = 20 * BLOCK
-MAX_BSON = 16 * 1024 * 1024 + 16 * 1024  # the server's own ceiling (BSONObjMaxInternalSize): larger is damage
-MAX_METADATA = 16 * 1024 * 1024
 
 _SECRET_PARAMS = ("password", "authmechanismproperties", "tlscertificatekeyfilepassword", "sslpemkeypassword",
                   "token", "secret")
@@ -267,84 +263,9 @@ def parse_restore_counts(log):
     return {namespace: (int(docs), int(fails)) for namespace, docs, fails in _RESTORED.findall(log or "")}
 
 
-# ---------------------------------------------------------------- tar stream of the directory layout
-
-
 def ns_pattern(namespace):
     """A namespace as an exact mongorestore --nsInclude pattern (its '*' and '\\' escaped)."""
     return namespace.replace("\\", "\\\\").replace("*", "\\*")
-
-
-def escape_collection(name):
-    """Collection name as a file name, as mongodump does it (% and / percent-escaped)."""
-    return name.replace("%", "%25").replace("/", "%2F")
-
-
-def unescape_collection(name):
-    return name.replace("%2F", "/").replace("%2f", "/").replace("%25", "%")
-
-
-def _header(name, size, directory=False, mtime=None):
-    info = tarfile.TarInfo(name)
-    info.size = 0 if directory else size
-    info.mtime = int(mtime if mtime is not None else time.time())
-    info.mode = 0o755 if directory else 0o644
-    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-
-
-class TarStream(object):
-    """Produces a POSIX (pax) tar stream member by member; a member's data may come from a file object,
-    so memory stays bounded. Readable by tarfile, GNU tar and bsdtar."""
-
-    def __init__(self):
-        self.written = 0
-
-    def _count(self, data):
-        self.written += len(data)
-        return data
-
-    def directory(self, name):
-        yield self._count(_header(name.rstrip("/") + "/", 0, directory=True))
-
-    def member(self, name, size, chunks):
-        """`chunks` yields exactly `size` bytes in total."""
-        yield self._count(_header(name, size))
-        seen = 0
-        for chunk in chunks:
-            seen += len(chunk)
-            yield self._count(chunk)
-        if seen != size:
-            raise IntegrityError("tar member %s: %d bytes produced, %d announced" % (name, seen, size))
-        if size % BLOCK:
-            yield self._count(b"\0" * (BLOCK - size % BLOCK))
-
-    def bytes_member(self, name, data):
-        return self.member(name, len(data), [data] if data else [])
-
-    def end(self):
-        closing = b"\0" * (2 * BLOCK)
-        total = self.written + len(closing)
-        if total % RECORD:
-            closing += b"\0" * (RECORD - total % RECORD)
-        yield self._count(closing)
-
-
-def member_path(database, collection, suffix):
-    return "%s/%s%s" % (database, escape_collection(collection), suffix)
-
-
-def parse_member(name):
-    """(database, collection, kind) for a layout member name `<db>/<escaped coll>.bson|.metadata.json`; kind is
-    'bson' or 'metadata', else None. No leading './' or '/', no other depth: a set's member names are taken
-    exactly as the dumper writes them."""
-    database, sep, rest = name.partition("/")
-    if not sep or "/" in rest:
-        return None
-    for suffix, kind in ((".metadata.json", "metadata"), (".bson", "bson")):
-        if rest.endswith(suffix) and len(rest) > len(suffix):
-            return database, unescape_collection(rest[:-len(suffix)]), kind
-    return None
 
 
 # ---------------------------------------------------------------- names and metadata read from a set
@@ -488,95 +409,3 @@ def check_metadata(metadata, namespace, allow_javascript=False):
         refuse("holds server-side JavaScript (%s), which the server would run: set allow_javascript: true "
                "only for a set you trust" % javascript)
     return summary
-
-
-def iter_bson(handle, where):
-    """Raw BSON documents (bytes) of a .bson file object, checking every length and terminator."""
-    while True:
-        head = handle.read(4)
-        if not head:
-            return
-        if len(head) < 4:
-            raise IntegrityError("%s ends inside a document length (truncated BSON)" % where)
-        length = int.from_bytes(head, "little")
-        if length < 5 or length > MAX_BSON:
-            raise IntegrityError("%s holds a document of impossible length %d (damaged BSON)" % (where, length))
-        body = handle.read(length - 4)
-        if len(body) != length - 4 or body[-1:] != b"\0":
-            raise IntegrityError("%s ends inside a document or a document is unterminated (damaged BSON)" % where)
-        yield head + body
-
-
-# ---------------------------------------------------------------- mongodump --archive prelude
-
-ARCHIVE_MAGIC = 0x8199E26D
-ARCHIVE_TERMINATOR = 0xFFFFFFFF
-_BSON_FIXED = {0x01: 8, 0x06: 0, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16,
-               0x7F: 0, 0xFF: 0}
-
-
-def _bson_strings(document, where):
-    """Top-level string fields of one raw BSON document (other elements skipped by their sizes)."""
-    fields = {}
-    pos, end = 4, len(document) - 1
-    while pos < end:
-        kind = document[pos]
-        stop = document.find(b"\0", pos + 1, end)
-        if stop < 0:
-            raise IntegrityError("%s holds an unterminated BSON field name (damaged archive)" % where)
-        name = document[pos + 1:stop].decode("utf-8", "replace")
-        pos = stop + 1
-        if kind in _BSON_FIXED:
-            size = _BSON_FIXED[kind]
-        elif kind in (0x02, 0x0D, 0x0E):
-            size = 4 + int.from_bytes(document[pos:pos + 4], "little", signed=True)
-            if kind == 0x02 and size >= 5:
-                fields[name] = document[pos + 4:pos + size - 1].decode("utf-8", "replace")
-        elif kind in (0x03, 0x04, 0x0F):
-            size = int.from_bytes(document[pos:pos + 4], "little", signed=True)
-        elif kind == 0x05:
-            size = 5 + int.from_bytes(document[pos:pos + 4], "little", signed=True)
-        elif kind == 0x0B:
-            after = document.find(b"\0", document.find(b"\0", pos, end) + 1, end)
-            size = after + 1 - pos if after >= 0 else -1
-        elif kind == 0x0C:
-            size = 16 + int.from_bytes(document[pos:pos + 4], "little", signed=True)
-        else:
-            raise IntegrityError("%s holds a BSON element of unknown type 0x%02x (damaged archive)" % (where, kind))
-        if size < 0 or pos + size > end:
-            raise IntegrityError("%s holds a BSON element that runs past its document (damaged archive)" % where)
-        pos += size
-    return fields
-
-
-def read_archive_prelude(handle, where):
-    """[(database, collection, type, metadata JSON text)] of a mongodump --archive file: its magic number, the
-    header document, then one document per collection up to the terminator. Read before mongorestore runs, so
-    the collection metadata of an archive is checked like a tar-layout set's."""
-    def document(what):
-        head = handle.read(4)
-        if len(head) < 4:
-            raise IntegrityError("%s ends inside %s (truncated archive)" % (where, what))
-        length = int.from_bytes(head, "little")
-        if length == ARCHIVE_TERMINATOR:
-            return None
-        if length < 5 or length > MAX_BSON:
-            raise IntegrityError("%s holds a document of impossible length %d in %s (damaged archive)"
-                                 % (where, length, what))
-        body = handle.read(length - 4)
-        if len(body) != length - 4 or body[-1:] != b"\0":
-            raise IntegrityError("%s ends inside %s (truncated archive)" % (where, what))
-        return head + body
-
-    if int.from_bytes(handle.read(4).ljust(4, b"\0"), "little") != ARCHIVE_MAGIC:
-        raise IntegrityError("%s is not a mongodump archive (wrong magic number); restore another set" % where)
-    if document("the archive header") is None:
-        raise IntegrityError("%s has no archive header (damaged archive)" % where)
-    entries = []
-    while True:
-        raw = document("the collection metadata")
-        if raw is None:
-            return entries
-        fields = _bson_strings(raw, where)
-        entries.append((fields.get("db"), fields.get("collection"), fields.get("type") or "collection",
-                        fields.get("metadata") or ""))

@@ -8,9 +8,10 @@ import tarfile
 import pytest
 
 from engine.core.errors import ConfigError, IntegrityError
-from engine.sources.mongo.format import (Selection, TarStream, iter_bson, member_path, mongodump_args, mongorestore_args,
-                                 parse_dump_counts, parse_member, parse_restore_counts, parse_tools_version,
-                                 redact_uri, scrub, with_uri_option, write_tool_config)
+from engine.sources.mongo.format import (Selection, mongodump_args, mongorestore_args, parse_dump_counts,
+                                         parse_restore_counts, parse_tools_version, redact_uri, scrub, with_uri_option,
+                                         write_tool_config)
+from engine.sources.mongo.layout import TarStream, iter_bson, member_path, parse_member
 
 CFG = "/tmp/lb.yaml"
 

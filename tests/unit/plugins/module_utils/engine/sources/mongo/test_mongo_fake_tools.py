@@ -9,7 +9,10 @@ import sys
 
 import pytest
 
+from engine.sources.mongo import clients as mongo_clients
+from engine.sources.mongo import dump as mongo_dump
 from engine.sources.mongo import kind as mongo
+from engine.sources.mongo import restore as mongo_restore
 from engine.pipeline.backup import run_backup
 from engine.core.errors import LifeboatError
 from engine.repositories.repository import Repository
@@ -87,8 +90,9 @@ def fake_tools(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
     monkeypatch.setenv("FAKE_RECORD_DIR", str(records))
     # no server here: the pymongo pre-flight checks are replaced
-    monkeypatch.setattr(mongo, "connect", lambda *args, **kwargs: FakeClient())
-    monkeypatch.setattr(mongo, "_existing", lambda client, target, uri: None)
+    monkeypatch.setattr(mongo_dump, "connect", lambda *args, **kwargs: FakeClient())
+    monkeypatch.setattr(mongo_restore, "connect", lambda *args, **kwargs: FakeClient())
+    monkeypatch.setattr(mongo_restore, "_existing", lambda client, target, uri: None)
     return records
 
 
@@ -148,7 +152,7 @@ def test_failing_mongodump_writes_no_set_and_hides_the_password(fake_tools, tmp_
 
 
 def test_builtin_method_without_pymongo_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(mongo, "HAS_PYMONGO", False)
+    monkeypatch.setattr(mongo_clients, "HAS_PYMONGO", False)
     source = mongo.source_from_options({"mongo_uri": "mongodb://127.0.0.1:1", "method": "builtin"})
     with pytest.raises(LifeboatError) as caught:
         source.check()

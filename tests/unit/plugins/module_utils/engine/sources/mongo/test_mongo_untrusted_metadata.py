@@ -4,7 +4,8 @@ import pytest
 from bson.code import Code
 
 from engine.core.errors import IntegrityError
-from engine.sources.mongo.format import check_metadata, check_namespace, parse_member
+from engine.sources.mongo.format import check_metadata, check_namespace
+from engine.sources.mongo.layout import parse_member
 
 
 def meta(**options):

@@ -119,7 +119,8 @@ plan:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.kind import connection_spec, source_from_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.connection import connection_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.kind import source_from_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, backup_spec, run_backup_module)
 

@@ -89,8 +89,8 @@ keys:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.kind import (
-    connection_from_options, connection_spec, put_back_redis, restart_spec)
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.connection import connection_from_options, connection_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.restore import put_back_redis, restart_spec
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import run_module
 
 

@@ -149,8 +149,9 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.kind import (
-    connection_spec, restart_spec, restore_from_options)
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.connection import connection_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.kind import restore_from_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.restore import restart_spec
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, repository_from_params, restore_spec, run_module)
 

@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from engine.sources.redis import kind as redis_engine
+from engine.sources.redis import connection as redis_connection
+from engine.sources.redis import kind as redis_kind
+from engine.sources.redis import restore as redis_restore
 from engine.pipeline.backup import run_backup
 from engine.core.errors import ConfigError, RestoreError
 from engine.repositories.repository import Repository
@@ -32,7 +34,7 @@ def backed_up_then_changed(server, tmp_path):
     """A set holding 50 'old' keys; the live server then holds 80 'live' keys."""
     set_keys(server, 50, "old")
     repo = str(tmp_path / "repo")
-    run_backup(redis_engine.source_from_options(server.options()), Repository.from_options(dest=repo), "cache")
+    run_backup(redis_kind.source_from_options(server.options()), Repository.from_options(dest=repo), "cache")
     set_keys(server, 80, "live")
     return repo
 
@@ -74,13 +76,13 @@ def test_put_back_module_and_its_refusals(ansible, redis_server, tmp_path):
     assert leftovers(redis_server) == []
     again = ansible.module("lifeboat.backup.redis_put_back", args)
     assert again.get("failed") and "nothing to put back" in again["msg"], again
-    connection = redis_engine.connection_from_options(redis_server.options())
+    connection = redis_connection.connection_from_options(redis_server.options())
     with pytest.raises(ConfigError, match="is not an RDB that redis_restore kept aside"):
-        redis_engine.put_back_redis(connection, redis_server.rdb)
+        redis_restore.put_back_redis(connection, redis_server.rdb)
     stray = tmp_path / "other.rdb.lifeboat-prev-20261122T091500Z"
     stray.write_bytes(b"REDIS0010")
     with pytest.raises(ConfigError, match="belongs to another server or file; nothing was changed"):
-        redis_engine.put_back_redis(connection, str(stray))
+        redis_restore.put_back_redis(connection, str(stray))
     assert stray.exists() and state(redis_server) == (80, b"live")
     with pytest.raises(RestoreError, match="nothing to put back"):
-        redis_engine.put_back_redis(connection, redis_server.rdb + ".lifeboat-prev-20261122T091500Z")
+        redis_restore.put_back_redis(connection, redis_server.rdb + ".lifeboat-prev-20261122T091500Z")

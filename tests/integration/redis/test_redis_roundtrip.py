@@ -5,7 +5,7 @@ import hashlib
 import json
 import os
 
-from engine.sources.redis import kind as redis_engine
+from engine.sources.redis import kind as redis_kind
 from engine.pipeline.backup import run_backup
 from engine.repositories.repository import Repository
 from support.ports import free_port
@@ -48,7 +48,7 @@ def fingerprint(server):
 
 def engine_backup(server, repo, compression="zstd"):
     """Setup step of the failure tests: a set made by the engine directly (the module is tested above)."""
-    return run_backup(redis_engine.source_from_options(server.options()), Repository.from_options(dest=str(repo)),
+    return run_backup(redis_kind.source_from_options(server.options()), Repository.from_options(dest=str(repo)),
                       "cache", compression=compression)
 
 

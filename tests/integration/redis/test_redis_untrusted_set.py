@@ -9,7 +9,9 @@ import threading
 
 import pytest
 
-from engine.sources.redis import kind as redis_engine
+from engine.sources.redis import connection as redis_connection
+from engine.sources.redis import kind as redis_kind
+from engine.sources.redis import restore as redis_restore
 from engine.pipeline.backup import run_backup
 from engine.repositories.repository import Repository
 
@@ -24,7 +26,7 @@ def fill(server, count, value, prefix="k"):
 
 
 def backup(server, repo):
-    run_backup(redis_engine.source_from_options(server.options()), Repository.from_options(dest=str(repo)), "cache",
+    run_backup(redis_kind.source_from_options(server.options()), Repository.from_options(dest=str(repo)), "cache",
                compression="none")
     path = glob.glob(str(repo / "cache" / "*" / "manifest.json"))
     assert len(path) == 1
@@ -179,9 +181,9 @@ def test_check_mode_leaves_nothing_in_the_temp_directory(redis_server, tmp_path,
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    result = redis_engine.restore_redis(Repository.from_options(dest=str(tmp_path / "repo")), "cache",
-                                        redis_engine.connection_from_options(redis_server.options()),
-                                        restart_command=redis_server.restart_command, check_mode=True)
+    result = redis_restore.restore_redis(Repository.from_options(dest=str(tmp_path / "repo")), "cache",
+                                         redis_connection.connection_from_options(redis_server.options()),
+                                         restart_command=redis_server.restart_command, check_mode=True)
     assert result["verification"]["sha256"] == "ok"
     assert os.listdir(str(scratch)) == [] and leftovers(redis_server) == []
 

@@ -38,14 +38,15 @@ def shared_specs():
     pipeline = importlib.import_module(PREFIX + "module_utils.engine.pipeline.options")
     repositories = importlib.import_module(PREFIX + "module_utils.engine.repositories.options")
     postgres = importlib.import_module(PREFIX + "module_utils.engine.sources.postgres.options")
-    redis = importlib.import_module(PREFIX + "module_utils.engine.sources.redis.kind")
+    redis = importlib.import_module(PREFIX + "module_utils.engine.sources.redis.connection")
+    redis_restore = importlib.import_module(PREFIX + "module_utils.engine.sources.redis.restore")
     return {
         "lifeboat.backup.repository": options.argument_spec(repositories.REPOSITORY),
         "lifeboat.backup.backup": options.argument_spec(pipeline.BACKUP),
         "lifeboat.backup.restore": options.argument_spec(pipeline.RESTORE),
         "lifeboat.backup.postgres": options.argument_spec(postgres.CONNECTION),
         "lifeboat.backup.redis": redis.connection_spec(),
-        "lifeboat.backup.redis.restart": redis.restart_spec(),
+        "lifeboat.backup.redis.restart": redis_restore.restart_spec(),
     }
 
 

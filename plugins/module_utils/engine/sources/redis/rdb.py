@@ -2,9 +2,14 @@
 redis-server runs (in its Lua sandbox) when it loads the file. A restore asks before it places a set's RDB.
 
 Layout (Redis 7 rdbSaveRio): "REDIS" + 4-digit version, AUX fields (0xFA key value), module AUX data (0xF7), then
-the function libraries (0xF5; 0xF6 in 7.0 release candidates), then the databases (0xFE SELECTDB ...)."""
+the function libraries (0xF5; 0xF6 in 7.0 release candidates), then the databases (0xFE SELECTDB ...).
+check_rdb_header reads the first 9 bytes of a file the backup, the restore and the test restore handle."""
 
 import struct
+
+from ...core.errors import IntegrityError
+
+RDB_MAGIC = b"REDIS"
 
 OP_FUNCTION_PRE_GA = 0xF6
 OP_FUNCTION2 = 0xF5
@@ -15,6 +20,19 @@ MODULE_EOF, MODULE_SINT, MODULE_UINT, MODULE_FLOAT, MODULE_DOUBLE, MODULE_STRING
 
 class RdbFormatError(Exception):
     """The preamble does not parse: the caller treats the file as damaged."""
+
+
+def check_rdb_header(path_or_handle, what):
+    """The RDB version of a file (a path or an open handle) that starts with "REDIS" and 4 digits; IntegrityError
+    naming `what` otherwise."""
+    if hasattr(path_or_handle, "read"):
+        header = path_or_handle.read(9)
+    else:
+        with open(path_or_handle, "rb") as handle:
+            header = handle.read(9)
+    if header[:5] != RDB_MAGIC or not header[5:9].isdigit():
+        raise IntegrityError("%s is not a Redis RDB file (it does not start with 'REDIS' and a version)" % what)
+    return header[5:9].decode("ascii")
 
 
 def _read(handle, count):

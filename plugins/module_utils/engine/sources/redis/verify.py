@@ -2,7 +2,7 @@
 with the manifest's (the same comparison redis_restore makes), then the server stopped and the scratch removed.
 
 Order (a set is untrusted input): the RDB is written into a private (0700) scratch directory and its sha256
-checked at the end of that write; then its preamble is read (engine/rdb.py): an RDB holding Redis Functions
+checked at the end of that write; then its preamble is read (rdb.py): an RDB holding Redis Functions
 libraries (Lua that redis-server runs while loading) is refused unless the job allows functions. Only then does a
 redis-server start on it, listening on a unix socket in that directory only (port 0: no TCP), with
 ``save ""`` and ``appendonly no`` so it writes nothing, and stopped with SHUTDOWN NOSAVE.
@@ -18,8 +18,8 @@ import tempfile
 import time
 
 from ...core.errors import ConfigError, IntegrityError, SourceError, ToolError
-from .rdb import RdbFormatError, has_functions
-from .kind import check_rdb_header, compare_keys, key_expectation
+from .keys import compare_keys, key_expectation
+from .rdb import RdbFormatError, check_rdb_header, has_functions
 from .resp import ProtocolError, RedisClient, RespError, keyspace
 from ...pipeline.restore import fetch_to_file
 

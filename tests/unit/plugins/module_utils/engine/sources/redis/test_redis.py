@@ -4,7 +4,12 @@ import os
 
 import pytest
 
-from engine.sources.redis import kind as redis_engine
+from engine.sources.redis import backup as redis_backup
+from engine.sources.redis import connection as redis_connection
+from engine.sources.redis import keys as redis_keys
+from engine.sources.redis import kind as redis_kind
+from engine.sources.redis import rdb as redis_rdb
+from engine.sources.redis import restore as redis_restore
 from engine.core.errors import IntegrityError, SourceError
 from engine.sources.redis.resp import Parser, ProtocolError, RespError, encode_command, keyspace, parse_info
 
@@ -94,7 +99,7 @@ class FakeClient(object):
 def test_bgsave_waits_for_lastsave_to_move():
     client = FakeClient(lastsave=[900, 900, 900, 1001], persistence=[("0", "ok"), ("1", "ok"), ("1", "ok"),
                                                                      ("0", "ok")], bgsave=["Background saving started"])
-    keys = redis_engine.bgsave_and_wait(client, 10, sleep=lambda s: None)
+    keys = redis_backup.bgsave_and_wait(client, 10, sleep=lambda s: None)
     assert keys == {"db0": {"keys": 5, "expires": 0}}
     assert ("BGSAVE", "SCHEDULE") in client.calls
 
@@ -103,7 +108,7 @@ def test_bgsave_already_in_progress_is_waited_out_and_issued_again():
     busy = RespError("ERR Background save already in progress")
     client = FakeClient(lastsave=[900, 900, 950, 950, 1001], persistence=[("1", "ok"), ("0", "ok"), ("0", "ok")],
                         bgsave=[busy, "Background saving started"])
-    redis_engine.bgsave_and_wait(client, 10, sleep=lambda s: None)
+    redis_backup.bgsave_and_wait(client, 10, sleep=lambda s: None)
     assert [call for call in client.calls if call[0] == "BGSAVE"] == [("BGSAVE", "SCHEDULE")] * 2
 
 
@@ -115,19 +120,19 @@ def test_bgsave_same_second_waits_for_clock():
         ticks.append(seconds)
         client.now = 1001
         client.lastsave = [1000, 1002]
-    redis_engine.bgsave_and_wait(client, 10, sleep=sleep)
+    redis_backup.bgsave_and_wait(client, 10, sleep=sleep)
     assert ticks  # did not issue BGSAVE in the same second as the previous save
 
 
 def test_bgsave_failure_and_timeout_are_reported():
     client = FakeClient(lastsave=[900], persistence=[("0", "ok"), ("1", "ok"), ("0", "err")], bgsave=["started"])
     with pytest.raises(SourceError) as failure:
-        redis_engine.bgsave_and_wait(client, 10, sleep=lambda s: None)
+        redis_backup.bgsave_and_wait(client, 10, sleep=lambda s: None)
     assert "rdb_last_bgsave_status:err" in failure.value.msg
     clock = iter(range(0, 100000, 5))
     client = FakeClient(lastsave=[900], persistence=[("1", "ok")], bgsave=["started"])
     with pytest.raises(SourceError) as failure:
-        redis_engine.bgsave_and_wait(client, 30, sleep=lambda s: None, clock=lambda: next(clock))
+        redis_backup.bgsave_and_wait(client, 30, sleep=lambda s: None, clock=lambda: next(clock))
     assert "bgsave_timeout" in failure.value.msg
 
 
@@ -135,39 +140,39 @@ def test_bgsave_other_errors_are_clear():
     client = FakeClient(lastsave=[900], persistence=[("0", "ok")], bgsave=[RespError("NOPERM this user has no "
                                                                                      "permissions to run 'bgsave'")])
     with pytest.raises(SourceError) as failure:
-        redis_engine.bgsave_and_wait(client, 10, sleep=lambda s: None)
+        redis_backup.bgsave_and_wait(client, 10, sleep=lambda s: None)
     assert "refused BGSAVE" in failure.value.msg and "ACL SETUSER" in failure.value.msg
 
 
 def test_compare_keys_allows_expired_ttl_keys_only():
-    assert redis_engine.compare_keys({"db0": 10}, {"db0": 2}, 0, {"db0": 8}) == (True, [])
-    ok, problems = redis_engine.compare_keys({"db0": 10}, {"db0": 2}, 0, {"db0": 7})
+    assert redis_keys.compare_keys({"db0": 10}, {"db0": 2}, 0, {"db0": 8}) == (True, [])
+    ok, problems = redis_keys.compare_keys({"db0": 10}, {"db0": 2}, 0, {"db0": 7})
     assert not ok and "db0 has 7 keys, the backup had 10" in problems[0]
-    ok, problems = redis_engine.compare_keys({"db0": 10}, {}, 0, {"db0": 10, "db3": 1})
+    ok, problems = redis_keys.compare_keys({"db0": 10}, {}, 0, {"db0": 10, "db3": 1})
     assert not ok and "db3" in problems[0]
 
 
 def test_compare_keys_tolerance_is_what_the_backup_recorded():
     # writes counted during the backup explain a difference up to the tolerance either way (twice below, as
     # the TTL count may be off by as much), never more
-    assert redis_engine.compare_keys({"db0": 100}, {}, 5, {"db0": 105})[0]
-    assert redis_engine.compare_keys({"db0": 100}, {"db0": 3}, 5, {"db0": 87})[0]
-    ok, problems = redis_engine.compare_keys({"db0": 100}, {}, 5, {"db0": 106})
+    assert redis_keys.compare_keys({"db0": 100}, {}, 5, {"db0": 105})[0]
+    assert redis_keys.compare_keys({"db0": 100}, {"db0": 3}, 5, {"db0": 87})[0]
+    ok, problems = redis_keys.compare_keys({"db0": 100}, {}, 5, {"db0": 106})
     assert not ok and problems == ["db0 has 106 keys, the backup had 100 (allowed 90 to 105: 5 changes during the "
                                    "backup)"]
-    ok, problems = redis_engine.compare_keys({"db0": 100}, {"db0": 3}, 5, {"db0": 86})
+    ok, problems = redis_keys.compare_keys({"db0": 100}, {"db0": 3}, 5, {"db0": 86})
     assert not ok and "allowed 87 to 105: 3 with a TTL, 5 changes during the backup" in problems[0]
 
 
 def test_compare_keys_no_longer_waives_a_mismatch_for_an_unstable_backup():
     """Issue 16 item 4: a set recording 102,110 keys restored to an empty server was a warning, not a failure."""
-    ok, problems = redis_engine.compare_keys({"db0": 102110}, {}, 0, {})
+    ok, problems = redis_keys.compare_keys({"db0": 102110}, {}, 0, {})
     assert not ok and "db0 has 0 keys, the backup had 102110" in " ".join(problems)
     # a manifest may claim any tolerance: an empty server for a set with keys without a TTL still fails
-    ok, problems = redis_engine.compare_keys({"db0": 102110}, {}, 10 ** 9, {})
+    ok, problems = redis_keys.compare_keys({"db0": 102110}, {}, 10 ** 9, {})
     assert not ok and problems == ["the restored server holds no keys at all, the backup had 102110 without a TTL"]
     # keys that all had a TTL may all have expired since the backup
-    assert redis_engine.compare_keys({"db0": 40}, {"db0": 40}, 0, {}) == (True, [])
+    assert redis_keys.compare_keys({"db0": 40}, {"db0": 40}, 0, {}) == (True, [])
 
 
 def manifest_with(verification):
@@ -175,25 +180,25 @@ def manifest_with(verification):
 
 
 def test_key_expectation_reads_and_checks_the_manifest():
-    assert redis_engine.key_expectation(manifest_with({"rdb_check": "ok"})) is None
+    assert redis_keys.key_expectation(manifest_with({"rdb_check": "ok"})) is None
     # sets of lifeboat 0.1.0 recorded no tolerance (and keys_stable, which no longer waives anything)
-    assert redis_engine.key_expectation(manifest_with({"keys": {"db0": 5}, "keys_stable": False})) == (
+    assert redis_keys.key_expectation(manifest_with({"keys": {"db0": 5}, "keys_stable": False})) == (
         {"db0": 5}, {}, 0)
-    assert redis_engine.key_expectation(manifest_with({"keys": {"db0": 5, "db15": 1}, "expires": {"db0": 2},
-                                                       "keys_tolerance": 7})) == ({"db0": 5, "db15": 1}, {"db0": 2}, 7)
+    assert redis_keys.key_expectation(manifest_with({"keys": {"db0": 5, "db15": 1}, "expires": {"db0": 2},
+                                                     "keys_tolerance": 7})) == ({"db0": 5, "db15": 1}, {"db0": 2}, 7)
     for bad in ({"keys": {"db0": "5"}}, {"keys": {"db0": -1}}, {"keys": {"../x": 1}}, {"keys": [1]},
                 {"keys": {"db0": True}}, {"keys": {"db0": 5}, "expires": {"db0": 1.5}},
                 {"keys": {"db0": 5}, "keys_tolerance": -3}, {"keys": {"db0": 5}, "keys_tolerance": "lots"}):
         with pytest.raises(IntegrityError) as failure:
-            redis_engine.key_expectation(manifest_with(bad))
+            redis_keys.key_expectation(manifest_with(bad))
         assert "is corrupted" in failure.value.msg and "nothing was changed" in failure.value.msg
 
 
 def test_key_tolerance_counts_changes_since_the_snapshot_and_churn():
     info = {"rdb_changes_since_last_save": "12", "expired_keys": "30", "evicted_keys": "5"}
-    assert redis_engine.key_churn(info) == 35
-    assert redis_engine.key_tolerance(info, churn_before=31) == 12 + 4
-    assert redis_engine.key_tolerance({"rdb_changes_since_last_save": "0"}, churn_before=0) == 0
+    assert redis_keys.key_churn(info) == 35
+    assert redis_keys.key_tolerance(info, churn_before=31) == 12 + 4
+    assert redis_keys.key_tolerance({"rdb_changes_since_last_save": "0"}, churn_before=0) == 0
 
 
 class CountingClient(object):
@@ -219,11 +224,11 @@ def test_open_latest_save_reads_counts_of_the_file_it_opened():
     handles = [first, second]
     saves = [{"rdb_saves": "4", "rdb_last_save_time": "100"}, {"rdb_saves": "5", "rdb_last_save_time": "101"},
              {"rdb_saves": "5", "rdb_last_save_time": "101"}, {"rdb_saves": "5", "rdb_last_save_time": "101", "x": 1}]
-    handle, info = redis_engine.open_latest_save(CountingClient(saves), lambda: handles.pop(0))
+    handle, info = redis_backup.open_latest_save(CountingClient(saves), lambda: handles.pop(0))
     assert handle is second and first.closed and info["x"] == 1  # another save completed: read both again
     moving = [{"rdb_saves": str(n // 2 + n % 2)} for n in range(8)]
     with pytest.raises(SourceError) as failure:
-        redis_engine.open_latest_save(CountingClient(moving), Handle, attempts=4)
+        redis_backup.open_latest_save(CountingClient(moving), Handle, attempts=4)
     assert "completed another save" in failure.value.msg
 
 
@@ -256,13 +261,13 @@ def test_quiet_shutdown_turns_every_saving_shutdown_off_and_back():
     server = ConfigServer({"save": "3600 1 300 100", "shutdown-on-sigterm": "save now",
                            "shutdown-on-sigint": "default"})
     replaced = {}
-    redis_engine._quiet_shutdown(server, replaced)
+    redis_restore._quiet_shutdown(server, replaced)
     assert server.config == {"save": "", "shutdown-on-sigterm": "nosave now", "shutdown-on-sigint": "default"}
     assert replaced == {"save": "3600 1 300 100", "shutdown-on-sigterm": "save now"}
-    redis_engine._restore_config(server, replaced)
+    redis_restore._restore_config(server, replaced)
     assert server.config["save"] == "3600 1 300 100" and server.config["shutdown-on-sigterm"] == "save now"
     old = ConfigServer({"save": "900 1"})  # Redis 6: no shutdown-on-sigterm
-    redis_engine._quiet_shutdown(old, {})
+    redis_restore._quiet_shutdown(old, {})
     assert old.config == {"save": ""}
 
 
@@ -270,12 +275,12 @@ def test_saved_over_tells_a_shutdown_save_from_a_later_one(tmp_path):
     target = tmp_path / "dump.rdb"
     target.write_bytes(b"REDIS0010")
     placed = os.lstat(str(target))
-    assert not redis_engine._saved_over(str(target), placed, {"rdb_saves": "0"})
+    assert not redis_restore._saved_over(str(target), placed, {"rdb_saves": "0"})
     (tmp_path / "temp-1.rdb").write_bytes(b"REDIS0010")
     os.replace(str(tmp_path / "temp-1.rdb"), str(target))  # how Redis saves: a new file renamed over
-    assert redis_engine._saved_over(str(target), placed, {"rdb_saves": "0"})
-    assert not redis_engine._saved_over(str(target), placed, {"rdb_saves": "1"})  # the new server saved itself
-    assert not redis_engine._saved_over(str(target), placed, {})  # Redis 6 cannot say
+    assert redis_restore._saved_over(str(target), placed, {"rdb_saves": "0"})
+    assert not redis_restore._saved_over(str(target), placed, {"rdb_saves": "1"})  # the new server saved itself
+    assert not redis_restore._saved_over(str(target), placed, {})  # Redis 6 cannot say
 
 
 def test_staged_attributes_never_follow_a_symlink_at_the_target(tmp_path):
@@ -288,7 +293,7 @@ def test_staged_attributes_never_follow_a_symlink_at_the_target(tmp_path):
     staged.write_bytes(b"REDIS0010")
     fd = os.open(str(staged), os.O_RDONLY)
     try:
-        redis_engine._apply_attributes_fd(fd, str(staged), str(target), str(tmp_path), None, None, None)
+        redis_restore._apply_attributes_fd(fd, str(staged), str(target), str(tmp_path), None, None, None)
     finally:
         os.close(fd)
     # the link's target lent nothing: the directory's owner and 0640, as for a missing file
@@ -298,30 +303,30 @@ def test_staged_attributes_never_follow_a_symlink_at_the_target(tmp_path):
 
 def test_options_password_from_environment_never_described(monkeypatch):
     monkeypatch.setenv("REDISCLI_AUTH", "from-env")
-    connection = redis_engine.connection_from_options({"redis_port": 7000, "redis_user": "backup"})
+    connection = redis_connection.connection_from_options({"redis_port": 7000, "redis_user": "backup"})
     assert connection["password"] == "from-env" and connection["port"] == 7000
-    connection = redis_engine.connection_from_options({"redis_password": "given"})
+    connection = redis_connection.connection_from_options({"redis_password": "given"})
     assert connection["password"] == "given"
-    source = redis_engine.source_from_options({"redis_password": "given", "rdb_path": "/var/lib/redis/dump.rdb"})
+    source = redis_kind.source_from_options({"redis_password": "given", "rdb_path": "/var/lib/redis/dump.rdb"})
     assert "given" not in repr(source.describe())
     assert source.describe()["rdb_path"] == "/var/lib/redis/dump.rdb"
 
 
 def test_default_restart_command_and_validation(tmp_path):
-    assert redis_engine.default_restart_command("redis") == ["systemctl", "restart", "redis"]
-    assert redis_engine.default_restart_command(None) == ["systemctl", "restart", "redis-server"]
-    spec = redis_engine.connection_spec()
+    assert redis_restore.default_restart_command("redis") == ["systemctl", "restart", "redis"]
+    assert redis_restore.default_restart_command(None) == ["systemctl", "restart", "redis-server"]
+    spec = redis_connection.connection_spec()
     assert spec["redis_password"]["no_log"] is True
 
 
 def test_rdb_header_check(tmp_path):
     good = tmp_path / "dump.rdb"
     good.write_bytes(b"REDIS0010\xfa...")
-    assert redis_engine.check_rdb_header(str(good), "x") == "0010"
+    assert redis_rdb.check_rdb_header(str(good), "x") == "0010"
     bad = tmp_path / "bad.rdb"
     bad.write_bytes(b"SQLite format 3\x00")
     with pytest.raises(Exception) as failure:
-        redis_engine.check_rdb_header(str(bad), "bad.rdb")
+        redis_rdb.check_rdb_header(str(bad), "bad.rdb")
     assert "not a Redis RDB file" in failure.value.msg
 
 

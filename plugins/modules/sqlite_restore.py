@@ -111,7 +111,7 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.sqlite.kind import restore_sqlite
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.sqlite.restore import restore_sqlite
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, identity_file, repository_from_params, restore_spec, run_module)
 

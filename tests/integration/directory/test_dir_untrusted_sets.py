@@ -76,15 +76,16 @@ def test_setuid_bits_are_restored_only_with_keep_setuid(ansible, tmp_path):
 STALLED_RESTORE = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from engine.sources.directory import kind as directory
+from engine.sources.directory import extract
+from engine.sources.directory.restore import restore_directory
 from engine.repositories.repository import Repository
 
 def stall(reader):  # every member is extracted; the process is killed before it verifies and cleans up
     print("extracted", flush=True)
     time.sleep(300)
 
-directory._drain = stall
-directory.restore_directory(Repository.from_options(dest=sys.argv[2]), "tree", sys.argv[3])
+extract._drain = stall
+restore_directory(Repository.from_options(dest=sys.argv[2]), "tree", sys.argv[3])
 """
 
 

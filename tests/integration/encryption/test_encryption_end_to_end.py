@@ -181,7 +181,8 @@ def test_sse_kms_single_and_multipart_upload(moto, s3, tmp_path):
     """aws:kms with a key id on a small set (PutObject) and a large one (multipart: set on CreateMultipartUpload)."""
     from engine.pipeline.backup import run_backup
     from engine.repositories.repository import Repository
-    from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
+    from engine.sources.sqlite.restore import restore_sqlite
+    from engine.sources.sqlite.snapshot import SqliteSource
 
     db = tmp_path / "big.db"
     conn = sqlite3.connect(str(db))

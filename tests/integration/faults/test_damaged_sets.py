@@ -21,7 +21,8 @@ from engine.pipeline.backup import run_backup
 from engine.pipeline.catalog import list_sets
 from engine.core.errors import ConfigError, IntegrityError
 from engine.repositories.repository import Repository
-from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
+from engine.sources.sqlite.restore import restore_sqlite
+from engine.sources.sqlite.snapshot import SqliteSource
 from engine.pipeline.verify import verify_set
 
 JOB = "app"

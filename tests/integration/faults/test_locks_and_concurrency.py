@@ -12,7 +12,7 @@ from engine.pipeline.backup import run_backup
 from engine.pipeline.catalog import list_sets
 from engine.core.errors import SourceError
 from engine.repositories.repository import Repository
-from engine.sources.sqlite.kind import SqliteSource
+from engine.sources.sqlite.snapshot import SqliteSource
 
 JOB = "app"
 

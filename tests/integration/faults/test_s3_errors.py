@@ -10,7 +10,8 @@ from engine.pipeline.backup import is_partial_failure, run_backup
 from engine.pipeline.catalog import list_sets
 from engine.core.errors import SinkError
 from engine.repositories.repository import Repository
-from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
+from engine.sources.sqlite.restore import restore_sqlite
+from engine.sources.sqlite.snapshot import SqliteSource
 
 JOB = "app"
 

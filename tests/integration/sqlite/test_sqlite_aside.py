@@ -12,7 +12,8 @@ from engine.core import files
 from engine.pipeline.backup import run_backup
 from engine.repositories.local import LocalRepository
 from engine.repositories.repository import Repository
-from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
+from engine.sources.sqlite.restore import restore_sqlite
+from engine.sources.sqlite.snapshot import SqliteSource
 
 NOON = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.timezone.utc)
 STAMP = "20261122T120000Z"

@@ -129,7 +129,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from engine.pipeline.backup import run_backup
 from engine.repositories.repository import Repository
-from engine.sources.sqlite.kind import SqliteSource
+from engine.sources.sqlite.snapshot import SqliteSource
 s3 = dict(bucket=sys.argv[3], endpoint_url=sys.argv[4], access_key="testing", secret_key="testing",
           region="us-east-1", multipart_chunk_size=5 * 1024 * 1024, max_concurrency=1)
 run_backup(SqliteSource(sys.argv[2]), Repository.from_options(dest=sys.argv[5], s3=s3), "app", compression="none")

@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 HOLDER = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-from engine.sources.sqlite.kind import SqliteSource
+from engine.sources.sqlite.snapshot import SqliteSource
 with SqliteSource(sys.argv[2], tmp_dir=sys.argv[3]).open() as handle:
     print(handle.name, flush=True)
     sys.stdin.readline()
@@ -86,7 +86,7 @@ def dead_pid():
 
 
 def test_a_run_is_told_by_pid_and_start_time():
-    from engine.sources.sqlite.kind import process_start, run_alive
+    from engine.sources.sqlite.snapshot import process_start, run_alive
     me = os.getpid()
     start = process_start(me)
     assert start > 0

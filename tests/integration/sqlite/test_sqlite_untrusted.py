@@ -11,9 +11,10 @@ import tarfile
 
 import pytest
 
-from engine.sources.sqlite import kind as engine_sqlite
+from engine.sources.sqlite import snapshot as engine_sqlite
 from engine.pipeline.backup import run_backup
-from engine.sources.directory.kind import restore_directory
+from engine.sources.directory.restore import restore_directory
+from engine.sources.sqlite.restore import restore_sqlite
 from engine.core.errors import IntegrityError
 from engine.repositories.repository import Repository
 
@@ -54,7 +55,7 @@ def test_unreadable_database_in_a_set_is_an_integrity_error_and_the_live_file_st
     run_backup(BytesSource("sqlite", "db", data), repository, "crafted")
     db, before = live
     with pytest.raises(IntegrityError) as caught:
-        engine_sqlite.restore_sqlite(repository, "crafted", str(db))
+        restore_sqlite(repository, "crafted", str(db))
     assert "not a readable SQLite database" in caught.value.msg and "live database was not touched" in caught.value.msg
     assert digest(db) == before and count(db) == 300
     assert sorted(name for name in os.listdir(str(tmp_path)) if "app.db" in name) == ["app.db"]

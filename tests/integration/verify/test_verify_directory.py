@@ -9,6 +9,7 @@ import tarfile
 import pytest
 
 from engine.sources.directory import kind as dir_kind
+from engine.sources.directory.extract import CHECK_MODE_PREFIX
 from engine.core.errors import IntegrityError
 from engine.pipeline.verify import verify_set
 from support.crafted_sets import crafted_set, member
@@ -48,7 +49,7 @@ def corrupted_sqlite(tmp_path):
 
 
 def staging_left(tmp_path):
-    return [name for name in os.listdir(str(tmp_path)) if name.startswith(dir_kind.CHECK_MODE_PREFIX)]
+    return [name for name in os.listdir(str(tmp_path)) if name.startswith(CHECK_MODE_PREFIX)]
 
 
 def test_a_good_tree_restores_with_the_recorded_counts_and_sqlite_checked(tmp_path):

@@ -1,5 +1,5 @@
 """Test restore of a directory set: extracted into a private staging directory in scratch with dir_restore's own
-hardened extractor (engine/directory.py: no member outside the staging tree, no symlink followed, setuid/setgid
+hardened extractor (extract.py: no member outside the staging tree, no symlink followed, setuid/setgid
 stripped, every directory 0700 and ours while it is checked), then compared with the manifest (files,
 directories, symlinks, bytes; integrity_check and row counts of the SQLite files it records), and
 ``PRAGMA integrity_check`` run on every other SQLite file found in the tree (a ChromaDB store snapshot made with
@@ -14,9 +14,10 @@ import os
 import stat
 import time
 
-from . import kind as dir_kind
 from ...core.errors import IntegrityError
-from ..sqlite.kind import inspect
+from ..sqlite.snapshot import inspect
+from .extract import Extractor, extract_set, make_staging, remove_tree, verify_tree
+from .snapshot import is_sqlite
 
 COUNTED = (("files", "file_count"), ("total_bytes", "bytes"), ("directories", "directories"),
            ("symlinks", "symlinks"))
@@ -30,7 +31,7 @@ def _sqlite_files(staging):
         for name in names:
             full = os.path.join(root, name)
             try:
-                if stat.S_ISREG(os.lstat(full).st_mode) and dir_kind.is_sqlite(full):
+                if stat.S_ISREG(os.lstat(full).st_mode) and is_sqlite(full):
                     found.append(os.path.relpath(full, staging))
             except OSError:
                 continue
@@ -41,17 +42,16 @@ def test_restore(repository, job, backup_set, identity_file, scratch_dir, option
     manifest = backup_set.manifest
     expected = manifest.get("verification") or {}
     where = "set %s of job %s" % (backup_set.set_id, job)
-    # dir_restore's own steps in check mode (engine/directory.py), so the extraction is exactly as hardened
-    # pylint: disable=protected-access
-    staging, root_fd = dir_kind._make_staging(None, None, scratch_dir, True, time.time())
+    # dir_restore's own steps in check mode (extract.py), so the extraction is exactly as hardened
+    staging, root_fd = make_staging(None, None, scratch_dir, True, time.time())
     try:
-        extractor = dir_kind._Extractor(root_fd)
-        dir_kind._extract(repository, job, backup_set, identity_file, extractor, staging)
+        extractor = Extractor(root_fd)
+        extract_set(repository, job, backup_set, identity_file, extractor, staging)
         counts = extractor.counts
         report = {"checked": {label: {"expected": expected.get(key), "actual": counts[key]}
                               for key, label in COUNTED}, "tree": dict(counts)}
         try:
-            verification = dir_kind._verify_tree(staging, extractor, manifest)
+            verification = verify_tree(staging, extractor, manifest)
         except IntegrityError as exc:
             raise IntegrityError("%s does not restore as recorded: %s" % (where, exc.msg.replace(
                 "; the live directory was not touched", "")), report=report)
@@ -73,4 +73,4 @@ def test_restore(repository, job, backup_set, identity_file, scratch_dir, option
     finally:
         os.close(root_fd)
         with contextlib.suppress(OSError):
-            dir_kind.remove_tree(staging)
+            remove_tree(staging)

@@ -5,9 +5,9 @@ import contextlib
 import os
 import tempfile
 
-from . import kind as sqlite_kind
 from ...core.errors import IntegrityError
 from ...pipeline.restore import fetch_to_file
+from .snapshot import COMPANIONS, inspect
 
 
 def test_restore(repository, job, backup_set, identity_file, scratch_dir, options):
@@ -16,9 +16,9 @@ def test_restore(repository, job, backup_set, identity_file, scratch_dir, option
     try:
         with os.fdopen(fd, "wb") as handle:
             total = fetch_to_file(repository, job, backup_set, handle, identity_file)  # sha256 checked at its end
-        checked = sqlite_kind.inspect(scratch, immutable=True)
+        checked = inspect(scratch, immutable=True)
     finally:
-        for suffix in ("",) + sqlite_kind.COMPANIONS:
+        for suffix in ("",) + COMPANIONS:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(scratch + suffix)
     report = {"raw_size": total, "integrity_check": checked["integrity_check"], "row_counts": checked["row_counts"],

@@ -273,7 +273,8 @@ def test_s3_rejects_parts_below_5_mib():
 
 def test_sqlite_paths_with_uri_characters_back_up_and_restore(tmp_path):
     import sqlite3
-    from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
+    from engine.sources.sqlite.restore import restore_sqlite
+    from engine.sources.sqlite.snapshot import SqliteSource
     odd = str(tmp_path / "app 100%25 ?v=1#x.db")
     conn = sqlite3.connect(odd)
     conn.execute("CREATE TABLE t (v)")

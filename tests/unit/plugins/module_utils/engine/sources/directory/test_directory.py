@@ -12,7 +12,12 @@ import tarfile
 
 import pytest
 
-from engine.sources.directory import kind as directory
+from engine.core.streams import CHUNK
+from engine.sources.directory.archive import MAX_DEPTH, end_of_archive, padding
+from engine.sources.directory.extract import remove_tree, safe_member_name
+from engine.sources.directory.kind import restore_from_options, source_from_options
+from engine.sources.directory.restore import restore_directory
+from engine.sources.directory.snapshot import DirectorySource, is_excluded, normalise_excludes
 from engine.pipeline.backup import run_backup
 from engine.core.errors import ConfigError, IntegrityError, SourceError
 from engine.repositories.repository import Repository
@@ -33,27 +38,27 @@ from support.crafted_sets import CraftedSource, crafted_set, member
     ("a/b/c.log", False, ["a/*/c.log"], True),
 ])
 def test_exclude_matching(relpath, is_dir, patterns, excluded):
-    assert directory.is_excluded(relpath, is_dir, directory.normalise_excludes(patterns)) is excluded
+    assert is_excluded(relpath, is_dir, normalise_excludes(patterns)) is excluded
 
 
 def test_exclude_rejects_empty_patterns():
     with pytest.raises(ConfigError):
-        directory.normalise_excludes(["*.tmp", "  "])
+        normalise_excludes(["*.tmp", "  "])
     with pytest.raises(ConfigError):
-        directory.normalise_excludes(["/"])
+        normalise_excludes(["/"])
 
 
 @pytest.mark.parametrize("name,expected", [
     (".", ""), ("./", ""), ("a/b", "a/b"), ("./a//b/", "a/b"), ("a/./b", "a/b"),
 ])
 def test_safe_member_names(name, expected):
-    assert directory.safe_member_name(name) == expected
+    assert safe_member_name(name) == expected
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../x", "a/../../x", "a/..", "", "a\x00b"])
 def test_unsafe_member_names(name):
     with pytest.raises(IntegrityError):
-        directory.safe_member_name(name)
+        safe_member_name(name)
 
 
 def build_tree(root):
@@ -76,7 +81,7 @@ def test_stream_is_a_valid_tar_with_sqlite_last(tmp_path):
     root = str(tmp_path / "tree")
     conn = build_tree(root)
     assert os.path.exists(os.path.join(root, "sub", "data.db-wal"))
-    source = directory.DirectorySource(root)
+    source = DirectorySource(root)
     source.check()
     with source.open() as reader:
         data = b"".join(iter(lambda: reader.read(100000), b""))
@@ -97,11 +102,11 @@ def test_stream_is_a_valid_tar_with_sqlite_last(tmp_path):
 
 def test_missing_or_wrong_source(tmp_path):
     with pytest.raises(SourceError) as failure:
-        directory.DirectorySource(str(tmp_path / "nope")).check()
+        DirectorySource(str(tmp_path / "nope")).check()
     assert "does not exist" in failure.value.msg and "nope" in failure.value.msg
     (tmp_path / "file").write_text("x")
     with pytest.raises(SourceError):
-        directory.DirectorySource(str(tmp_path / "file")).check()
+        DirectorySource(str(tmp_path / "file")).check()
 
 
 @pytest.mark.parametrize("members,message", [
@@ -118,7 +123,7 @@ def test_crafted_archives_are_refused(tmp_path, members, message):
     live.mkdir()
     (live / "keep").write_text("live data")
     with pytest.raises(IntegrityError) as failure:
-        directory.restore_directory(repository, "crafted", str(live))
+        restore_directory(repository, "crafted", str(live))
     assert message in failure.value.msg
     assert sorted(os.listdir(str(tmp_path))) == ["live", "repo"]  # no staging left, nothing escaped
     assert (live / "keep").read_text() == "live data"
@@ -130,27 +135,27 @@ def test_restore_roundtrip_check_mode_and_swap(tmp_path):
     root = str(tmp_path / "tree")
     build_tree(root).close()
     repository = Repository.from_options(dest=str(tmp_path / "repo"))
-    run_backup(directory.source_from_options({"path": root}), repository, "tree")
+    run_backup(source_from_options({"path": root}), repository, "tree")
     with open(os.path.join(root, "x.txt"), "w") as handle:
         handle.write("changed")
-    result = directory.restore_from_options(repository, {"job": "tree", "path": root}, check_mode=True)
+    result = restore_from_options(repository, {"job": "tree", "path": root}, check_mode=True)
     assert result["verification"]["files"] == 3
     assert open(os.path.join(root, "x.txt")).read() == "changed"  # check mode touched nothing
     assert sorted(os.listdir(str(tmp_path))) == ["repo", "tree"]
-    result = directory.restore_from_options(repository, {"job": "tree", "path": root})
+    result = restore_from_options(repository, {"job": "tree", "path": root})
     assert open(os.path.join(root, "x.txt")).read() == "x"
     assert oct(os.stat(os.path.join(root, "x.txt")).st_mode & 0o777) == oct(0o604)
     assert os.readlink(os.path.join(root, "link")) == "sub/deeper/big.bin"
     assert open(os.path.join(result["previous"], "x.txt")).read() == "changed"
     # a second restore in the same second gets its own aside name
-    again = directory.restore_from_options(repository, {"job": "tree", "path": root})
+    again = restore_from_options(repository, {"job": "tree", "path": root})
     assert again["previous"] != result["previous"] and os.path.isdir(result["previous"])
 
 
 def test_end_of_archive_padding():
-    assert len(directory.end_of_archive(0)) == tarfile.RECORDSIZE
-    assert (512 * 3 + len(directory.end_of_archive(512 * 3))) % tarfile.RECORDSIZE == 0
-    assert directory.padding(512) == b"" and len(directory.padding(513)) == 511
+    assert len(end_of_archive(0)) == tarfile.RECORDSIZE
+    assert (512 * 3 + len(end_of_archive(512 * 3))) % tarfile.RECORDSIZE == 0
+    assert padding(512) == b"" and len(padding(513)) == 511
 
 
 # ------------------------------------------------------------------- the trust boundary of dir_restore (issue 16)
@@ -181,7 +186,7 @@ def assert_refused(tmp_path, repository, message, job="crafted"):
     live.mkdir()
     (live / "keep").write_text("live data")
     with pytest.raises(IntegrityError) as failure:
-        directory.restore_directory(repository, job, str(live))
+        restore_directory(repository, job, str(live))
     assert message in failure.value.msg
     assert (live / "keep").read_text() == "live data" and os.listdir(str(live)) == ["keep"]
     assert not [n for n in os.listdir(str(tmp_path)) if ".lifeboat-restore-" in n or ".lifeboat-prev-" in n]
@@ -265,7 +270,7 @@ def restore_modes(tmp_path, **options):
     if not os.path.isdir(str(tmp_path / "repo")):
         run_backup(CraftedSource(members), repository, "modes")
     live = str(tmp_path / "live")
-    result = directory.restore_directory(repository, "modes", live, keep_previous=False, **options)
+    result = restore_directory(repository, "modes", live, keep_previous=False, **options)
     modes = {name: stat.S_IMODE(os.lstat(os.path.join(live, name)).st_mode)
              for name in ("bin/tool", "bin/group-tool", "shared", "odd")}
     return result, modes
@@ -294,7 +299,7 @@ def nested(depth, leaf=True):
 def test_too_deep_a_set_fails_clearly_and_leaves_no_staging(tmp_path):
     _names, members = nested(1100)
     msg = assert_refused(tmp_path, crafted_set(tmp_path / "repo", members), "levels deep")
-    assert "at most %d levels" % directory.MAX_DEPTH in msg and len(msg) < 600
+    assert "at most %d levels" % MAX_DEPTH in msg and len(msg) < 600
 
 
 def test_deep_sets_within_the_limit_restore_and_deep_trees_are_removed(tmp_path):
@@ -306,7 +311,7 @@ def test_deep_sets_within_the_limit_restore_and_deep_trees_are_removed(tmp_path)
     for _level in range(1100):  # a live tree deeper than Python's recursion limit, dropped after the swap
         deep += "/x"
         os.mkdir(deep)
-    result = directory.restore_directory(repository, "crafted", str(live), keep_previous=False)
+    result = restore_directory(repository, "crafted", str(live), keep_previous=False)
     assert result["previous"] is None and result["verification"]["directories"] == 501
     fd = os.open(str(live), os.O_RDONLY)
     try:  # walk down by fd: the path is longer than some tools accept
@@ -321,7 +326,7 @@ def test_deep_sets_within_the_limit_restore_and_deep_trees_are_removed(tmp_path)
     finally:
         os.close(fd)
     assert sorted(os.listdir(str(tmp_path))) == ["live", "repo"]
-    directory.remove_tree(str(live))
+    remove_tree(str(live))
     assert not os.path.exists(str(live))
 
 
@@ -331,9 +336,9 @@ def test_snapshot_refuses_a_tree_too_deep_to_restore(tmp_path):
     repository = Repository.from_options(dest=str(tmp_path / "repo"))
     try:
         with pytest.raises(SourceError) as failure:
-            run_backup(directory.DirectorySource(str(root)), repository, "deep")
+            run_backup(DirectorySource(str(root)), repository, "deep")
     finally:
-        directory.remove_tree(str(root))  # pytest's own clean-up of old tmp dirs recurses
+        remove_tree(str(root))  # pytest's own clean-up of old tmp dirs recurses
     assert "levels deep" in failure.value.msg and "exclude it" in failure.value.msg
     assert not any(files for _dir, _subdirs, files in os.walk(str(tmp_path / "repo")))
 
@@ -345,7 +350,7 @@ def test_remove_tree_never_follows_symlinks(tmp_path):
     os.makedirs(str(tree / "a" / "b"))
     os.symlink(str(outside), str(tree / "a" / "link"))
     os.symlink(str(outside / "file"), str(tree / "a" / "b" / "file-link"))
-    directory.remove_tree(str(tree))
+    remove_tree(str(tree))
     assert not os.path.lexists(str(tree)) and state_of(outside) == before
 
 
@@ -365,7 +370,7 @@ def test_stale_staging_of_dead_runs_is_swept_live_one_kept(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(alive)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        result = directory.restore_directory(repository, "crafted", str(tmp_path / "live"))
+        result = restore_directory(repository, "crafted", str(tmp_path / "live"))
     finally:
         holder.kill()
         holder.wait()
@@ -383,22 +388,22 @@ def test_same_size_rewrite_during_the_snapshot_is_reported_changed(tmp_path):
     root = tmp_path / "tree"
     root.mkdir()
     big = root / "big.bin"
-    big.write_bytes(b"a" * (3 * directory.CHUNK))
+    big.write_bytes(b"a" * (3 * CHUNK))
     (root / "quiet.txt").write_text("unchanged")
     for path in (big, root / "quiet.txt"):
         os.utime(str(path), (OUTSIDE_MTIME, OUTSIDE_MTIME))  # so the rewrite's mtime differs whatever the clock tick
-    source = directory.DirectorySource(str(root))
+    source = DirectorySource(str(root))
     source.check()
     with source.open() as reader:
         head = b""
-        while len(head) < directory.CHUNK // 2 + 4 * tarfile.BLOCKSIZE:  # into big.bin's data: it is being read
+        while len(head) < CHUNK // 2 + 4 * tarfile.BLOCKSIZE:  # into big.bin's data: it is being read
             head += reader.read(4096)
         assert b"big.bin" in head
         with open(str(big), "r+b") as handle:  # rewritten in place, same size, same first MiB
-            handle.seek(2 * directory.CHUNK)
-            handle.write(b"b" * directory.CHUNK)
+            handle.seek(2 * CHUNK)
+            handle.write(b"b" * CHUNK)
         rest = b"".join(iter(lambda: reader.read(100000), b""))
-    assert os.path.getsize(str(big)) == 3 * directory.CHUNK
+    assert os.path.getsize(str(big)) == 3 * CHUNK
     assert len(head + rest) % tarfile.RECORDSIZE == 0
     assert source.verification()["changed"] == ["big.bin"]
 
@@ -415,7 +420,7 @@ def test_snapshot_sweeps_sqlite_scratch_copies_of_killed_runs(tmp_path):
     dead.write_bytes(b"SQLite format 3\0" + b"\0" * 4096)
     unrelated = scratch_dir / "lifeboat-dir-notes.txt"
     unrelated.write_text("not ours")
-    source = directory.DirectorySource(root, tmp_dir=str(scratch_dir))
+    source = DirectorySource(root, tmp_dir=str(scratch_dir))
     source.check()
     ours = "lifeboat-sqlite-%d-" % os.getpid()
     seen = []

@@ -1,6 +1,7 @@
 """dir_restore treats a set as untrusted input (issue 16), through ansible-playbook: a crafted set cannot reach
 outside the target, setuid bits need keep_setuid, and the staging tree of a killed restore is swept by the next one.
-The engine-level cases (every crafted member kind, depth, manifest paths) are in tests/unit/test_directory.py."""
+The engine-level cases (every crafted member kind, depth, manifest paths) are in
+tests/unit/plugins/module_utils/engine/sources/directory/test_directory.py."""
 
 import glob
 import os
@@ -15,7 +16,8 @@ from engine.sources.directory import kind as directory
 from engine.pipeline.backup import run_backup
 from engine.repositories.repository import Repository
 
-MODULE_UTILS = os.path.dirname(os.path.dirname(os.path.abspath(directory.__file__)))
+# the folder that holds the engine package: .../module_utils/engine/sources/directory/kind.py -> .../module_utils
+MODULE_UTILS = os.path.abspath(os.path.join(os.path.dirname(directory.__file__), "..", "..", ".."))
 
 
 def state_of(path):

@@ -21,6 +21,10 @@ except ImportError:
     HAS_PYMONGO = False
 
 
+# json_util, CodecOptions and RawBSONDocument are imported here once, with the driver, for dump.py and restore.py
+__all__ = ["DEFAULT_TIMEOUT_MS", "HAS_PYMONGO", "CodecOptions", "RawBSONDocument", "ToolReader", "check_tools_version",
+           "connect", "json_util", "pymongo", "require_pymongo", "scrubbed_tool_error", "tools_version", "which"]
+
 DEFAULT_TIMEOUT_MS = 5000
 
 

@@ -45,9 +45,9 @@ client.download_fileobj(sys.argv[2], "recipe/bench.pgdump", sys.stdout.buffer)
 LIFEBOAT_DUMP = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from engine.backup import run_backup
-from engine.postgres import source_from_options
-from engine.repository import Repository
+from engine.pipeline.backup import run_backup
+from engine.sources.postgres.kind import source_from_options
+from engine.repositories.repository import Repository
 options = json.loads(sys.argv[2])
 s3 = dict(bucket=sys.argv[3], endpoint_url=sys.argv[4], region="us-east-1", access_key="testing", secret_key="testing")
 result = run_backup(source_from_options(dict(options, database="bench")), Repository.from_options(s3=s3), "bench")
@@ -57,8 +57,8 @@ print(result["size"], result["manifest"]["raw_size"])
 LIFEBOAT_RESTORE = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from engine.postgres import restore_from_options
-from engine.repository import Repository
+from engine.sources.postgres.kind import restore_from_options
+from engine.repositories.repository import Repository
 options = json.loads(sys.argv[2])
 s3 = dict(bucket=sys.argv[3], endpoint_url=sys.argv[4], region="us-east-1", access_key="testing", secret_key="testing")
 result = restore_from_options(Repository.from_options(s3=s3), dict(options, job="bench", database="restored",

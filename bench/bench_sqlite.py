@@ -32,9 +32,9 @@ else:
 LIFEBOAT = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from engine.backup import run_backup
-from engine.repository import Repository
-from engine.sqlite import SqliteSource, restore_sqlite
+from engine.pipeline.backup import run_backup
+from engine.repositories.repository import Repository
+from engine.sources.sqlite.kind import SqliteSource, restore_sqlite
 options = json.loads(sys.argv[3])
 repository = Repository.from_options(dest=options.get("dest"), s3=options.get("s3"))
 if sys.argv[2] == "backup":

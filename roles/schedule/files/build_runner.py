@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the lifeboat runner as one file: a zipapp of the engine package, installed by the schedule role
 (and baked into the Kubernetes runner image) instead of a tree of .py files.
 

@@ -10,7 +10,7 @@ from .naming import COMPRESSION_SUFFIX, JOB_RE, SET_ID_RE, data_name_problem, fo
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "id", "job", "kind", "data", "started", "finished", "size", "raw_size", "sha256", "compression")
-ENGINE_VERSION = "0.1.0"
+ENGINE_VERSION = "0.2.0"  # the collection version (galaxy.yml); a unit test keeps them equal
 KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_BYTES = 16 * 1024 * 1024  # far above any real manifest (row counts of thousands of tables): a bound on memory

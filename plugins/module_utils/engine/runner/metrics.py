@@ -243,7 +243,7 @@ def push(job, values, base_url, timeout=PUSH_TIMEOUT):
     if auth:
         request.add_header("Authorization", auth)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.build_opener().open(request, timeout=timeout) as response:
             response.read(4096)
     except urllib.error.HTTPError as exc:
         detail = exc.read(300).decode("utf-8", "replace").strip()

@@ -122,3 +122,14 @@ def test_a_manifest_only_counts_in_its_own_set():
         manifest.check_belongs(document, "app", "20261123T000000Z-beef", "/r/app/20261123T000000Z-beef/manifest.json")
     with pytest.raises(IntegrityError, match="lies in set 20261122T031500Z-3f9a of job other"):
         manifest.check_belongs(document, "other", "20261122T031500Z-3f9a", "x")
+
+
+def test_engine_version_is_the_collection_version():
+    """Manifests and `lifeboat --version` name the version galaxy.yml publishes."""
+    import os
+    import re
+    from engine.core.manifest import ENGINE_VERSION
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 6))
+    with open(os.path.join(root, "galaxy.yml")) as handle:
+        version = re.search(r"^version:\s*([0-9.]+)", handle.read(), re.M).group(1)
+    assert ENGINE_VERSION == version

@@ -46,7 +46,7 @@ def _entry(zip_file, name, data):
 def build(engine_dir, output, interpreter="/usr/bin/env python3"):
     """Write the zipapp to `output` (atomically) and return {path, sha256, files}."""
     files = engine_files(engine_dir)
-    if ("%s/%s" % (PACKAGE, ENTRY_POINT)) not in [name for name, _ in files]:
+    if ("%s/%s" % (PACKAGE, ENTRY_POINT)) not in [entry[0] for entry in files]:
         raise SystemExit("build_runner: %s is not the lifeboat engine (no %s in it): pass the collection's "
                          "plugins/module_utils/engine directory as --engine" % (engine_dir, ENTRY_POINT))
     partial = output + ".partial"
@@ -67,7 +67,7 @@ def build(engine_dir, output, interpreter="/usr/bin/env python3"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--engine", required=True, help="the collection's plugins/module_utils/engine directory")
     parser.add_argument("--output", required=True, help="where to write the zipapp (e.g. lifeboat.pyz)")
     parser.add_argument("--interpreter", default="/usr/bin/env python3", help="the shebang's interpreter")

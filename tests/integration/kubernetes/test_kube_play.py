@@ -145,7 +145,9 @@ def test_templates_run_as_rendered(deployment):
 def test_backup_pod_makes_a_complete_set_in_s3(deployment, moto, pushgateway, job, kind):
     status, log = deployment["runs"][job]
     assert status == 0, log
-    [(set_id, objects)] = stored_sets(moto, deployment["bucket"], job).items()
+    sets = list(stored_sets(moto, deployment["bucket"], job).items())
+    assert len(sets) == 1, sets
+    set_id, objects = sets[0]
     manifest = json.loads(objects.pop("manifest.json"))
     assert manifest["job"] == job and manifest["kind"] == kind and manifest["id"] == set_id
     data = objects[manifest["data"]]

@@ -232,8 +232,8 @@ verification:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.naming import validate_job
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.options import (
-    CONNECTION_MUTUALLY_EXCLUSIVE, connection_spec)
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.verify import MODES, POSTGRES_LOGIN_KEYS, verify_set
+    CONNECTION_KEYS, CONNECTION_MUTUALLY_EXCLUSIVE, connection_spec)
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.verify import MODES, verify_set
 # The kinds' test restores are loaded by name (kinds.verify_hook): imported here too, so Ansible ships them.
 # pylint: disable-next=unused-import
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.directory import verify as _dir  # noqa: F401
@@ -260,7 +260,7 @@ def main():
         check_restore_selection(params)
         options = {"mode": params["mode"], "allow_functions": params["allow_functions"],
                    "allow_javascript": params["allow_javascript"],
-                   "postgres": {key: params[key] for key in POSTGRES_LOGIN_KEYS if params.get(key) not in (None, "")},
+                   "postgres": {key: params[key] for key in CONNECTION_KEYS if params.get(key) not in (None, "")},
                    "redis": {"redis_server_bin": params["redis_server_bin"]} if params["redis_server_bin"] else {}}
         result = verify_set(repository_from_params(params), validate_job(params["job"]), backup=params["backup"],
                             before=params["before"], identity_file=identity_file(params),

@@ -1,10 +1,11 @@
 """Verifying a stored set without touching live data: download, sha256 against the manifest, decrypt,
 decompress, and a test restore of the kind into scratch, checked against what the manifest recorded.
 
-The test restore is the kind's verify hook (kinds.verify_hook: engine/verify_<kind>.py), run on the first copy;
+The test restore is the kind's verify hook (kinds.verify_hook: sources/<kind>/verify.py), run on the first copy;
 every further copy is checked by sha256 and decoding. Modes: ``full`` (the test restore, the default), ``list``
-(PostgreSQL: pg_restore --list of the archive, no server; other kinds: as decode) and ``decode`` (sha256 and
-decoding only). The wall time of the first copy's check is reported as ``restore_seconds``: the RTO estimate.
+(for a kind whose verify module names it in MODES, a check that needs no scratch server, such as reading the
+archive's table of contents; other kinds: as decode) and ``decode`` (sha256 and decoding only). The wall time of
+the first copy's check is reported as ``restore_seconds``: the RTO estimate.
 """
 
 import os
@@ -18,11 +19,8 @@ from ..core.errors import ConfigError, IntegrityError, LifeboatError
 from ..repositories.repository import Repository
 from .restore import open_set, set_result
 from ..core.streams import iter_chunks
-from ..sources.postgres.options import CONNECTION_KEYS
 
 MODES = ("full", "list", "decode")
-# Options of the PostgreSQL scratch server (the postgres connection schema's names); default: the job's own.
-POSTGRES_LOGIN_KEYS = CONNECTION_KEYS
 FREE_SPACE_MARGIN = 1.10  # a test restore needs the set's raw size plus 10%
 STREAMED_KINDS = ("mongo",)  # test restores that write nothing to scratch (parsed as a stream)
 
@@ -60,13 +58,15 @@ def check_free_space(scratch_dir, raw_size, min_free_mb=None):
 
 
 def _first_copy(store, job, backup_set, identity_file, scratch_dir, options, mode, report):
-    """The kind's test restore (mode full, or list for PostgreSQL) or a decode of the first copy."""
+    """The kind's test restore (mode full, or another mode the kind takes: kinds.verify_modes) or a decode of the
+    first copy."""
     kind = backup_set.manifest["kind"]
     single = Repository([store])
-    if mode == "decode" or (mode == "list" and kind != "postgres"):
+    if mode == "decode" or (mode != "full" and mode not in kinds.verify_modes(kind)):
         report["raw_size"] = stream_check(single, job, backup_set, identity_file)
         report["test_restore"] = "skipped: mode %s%s" % (mode, "" if mode == "decode" else
-                                                         " applies to PostgreSQL only, so the set was only decoded")
+                                                         " is not one the test restore of kind %s takes, so the set "
+                                                         "was only decoded" % kind)
         return
     hook = kinds.verify_hook(kind)
     result = hook(single, job, backup_set, identity_file, scratch_dir, dict(options, mode=mode))
@@ -78,8 +78,9 @@ def verify_set(repository, job, backup="latest", before=None, identity_file=None
                all_copies=True, options=None, min_free_mb=None, check_space=True):
     """Verify one set (latest by default) in every repository holding it complete (or only the first).
 
-    `options`: ``mode`` (full | list | decode) and what the kind's test restore takes (``postgres``: the login
-    options of the scratch server, ``redis``: ``redis_server_bin``, ``allow_functions``...).
+    `options`: ``mode`` (full | list | decode) and what the kinds' test restores take, under the kind's name
+    (such as the login options of a scratch database server, or ``redis_server_bin``) or at the top
+    (``allow_functions``...).
     Returns {"backup": ..., "verification": {...}}; raises IntegrityError naming each failed copy."""
     options = dict(options or {})
     mode = options.get("mode") or "full"

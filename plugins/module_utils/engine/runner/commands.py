@@ -14,8 +14,9 @@ from ..pipeline.catalog import list_sets
 from ..core.errors import ConfigError, LifeboatError
 from ..core.naming import validate_job
 from ..repositories.repository import Repository
+from ..sources.postgres import options as postgres_options
 from ..pipeline.retention import apply_retention
-from ..pipeline.verify import POSTGRES_LOGIN_KEYS, verify_set
+from ..pipeline.verify import verify_set
 from .console import human
 from .context import EX_FAILURE, EX_OK, EX_USAGE, JobLock, exit_code, say, unexpected
 
@@ -157,7 +158,7 @@ def verify_options(job, mode=None):
     job's own connection options (the scratch PostgreSQL database goes on the job's own server unless
     verify.postgres names another) and allow_functions / allow_javascript from the job or its restore object."""
     settings = job.get("verify_restore") or {}
-    postgres = {key: job[key] for key in POSTGRES_LOGIN_KEYS if job.get(key) not in (None, "")}
+    postgres = {key: job[key] for key in postgres_options.CONNECTION_KEYS if job.get(key) not in (None, "")}
     postgres.update(settings.get("postgres") or {})
     options = {"mode": mode or settings.get("mode") or "full", "postgres": postgres,
                "redis": dict(settings.get("redis") or {})}

@@ -2,15 +2,17 @@
 (sources/<kind>/verify.py), both loaded lazily by name.
 
 What a kind module and its verify hook must provide is written in protocol.py (Kind: ``source_from_options``,
-``restore_from_options``, optional ``RESTORE_TARGET``; KindVerify: ``test_restore``; Source: what the backup
-pipeline calls on a source). Kinds are imported only when a job needs one, so a host without pymongo can still
-run SQLite jobs; ``load`` checks the kind module has what REQUIRED names, and ``verify_hook`` returns its
-``test_restore``, through which ``pipeline/verify.verify_set`` dispatches.
+``restore_from_options``, optional ``RESTORE_TARGET``; KindVerify: ``test_restore``, optional ``MODES``;
+Source: what the backup pipeline calls on a source). Kinds are imported only when a job needs one, so a host
+without pymongo can still run SQLite jobs; ``load`` checks the kind module has what REQUIRED names,
+``verify_hook`` returns its ``test_restore``, through which ``pipeline/verify.verify_set`` dispatches, and
+``verify_modes`` the modes that test restore takes (its ``MODES``).
 """
 
 import importlib
 
 from ..core.errors import ConfigError
+from .protocol import KindVerify
 
 KINDS = {
     "sqlite": ".sqlite.kind",
@@ -75,18 +77,32 @@ def restore_target(kind, module=None):
     return target
 
 
-def verify_hook(kind):
-    """`test_restore` of the kind's verify module; ConfigError when the kind has none or it cannot be loaded."""
+def verify_module(kind):
+    """The kind's verify module (sources/<kind>/verify.py); ConfigError when the kind has none or it cannot be
+    loaded."""
     relative = VERIFY_HOOKS.get(kind)
     if relative is None:
         raise ConfigError("kind %r has no test restore: use one of %s" % (kind, ", ".join(sorted(VERIFY_HOOKS))))
     try:
-        module = importlib.import_module(relative, package=__package__)
+        return importlib.import_module(relative, package=__package__)
     except ImportError as exc:
         raise ConfigError("the test restore of kind %s cannot be loaded (%s): update the collection and re-run the "
                           "schedule role" % (kind, exc))
+
+
+def verify_hook(kind):
+    """`test_restore` of the kind's verify module; ConfigError when the kind has none or it cannot be loaded."""
+    module = verify_module(kind)
     hook = getattr(module, "test_restore", None)
     if not callable(hook):
         raise ConfigError("%s lacks test_restore: this engine file is incomplete; update the collection"
-                          % getattr(module, "__file__", relative))
+                          % getattr(module, "__file__", VERIFY_HOOKS[kind]))
     return hook
+
+
+def verify_modes(kind):
+    """The verify modes the kind's test restore takes: its verify module's MODES, else KindVerify.MODES (full
+    only); () for a kind with no test restore (mode decode needs none)."""
+    if kind not in VERIFY_HOOKS:
+        return ()
+    return tuple(getattr(verify_module(kind), "MODES", KindVerify.MODES))

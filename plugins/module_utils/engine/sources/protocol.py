@@ -82,7 +82,12 @@ class Kind(object):
 
 class KindVerify(object):
     """What a kind's verify module (sources/<kind>/verify.py, loaded by kinds.verify_hook) provides: the test
-    restore pipeline/verify.py runs on the first copy of a set (mode full, and list for PostgreSQL)."""
+    restore pipeline/verify.py runs on the first copy of a set (mode full, and the other modes MODES names)."""
+
+    # The verify modes test_restore takes (kinds.verify_modes; this default when the module sets none), e.g.
+    # ("full", "list") for a kind that can check a set without a scratch server (PostgreSQL: pg_restore --list).
+    # For a mode the kind does not take, pipeline/verify.py only decodes the set.
+    MODES = ("full",)
 
     @staticmethod
     def test_restore(repository, job, backup_set, identity_file, scratch_dir, options):

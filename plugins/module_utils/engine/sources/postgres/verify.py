@@ -19,12 +19,14 @@ from ...core.errors import ConfigError, IntegrityError, LifeboatError, ToolError
 from ...core.process import run_tool
 from ...pipeline.restore import open_set
 from ...core.streams import pump
-from ...pipeline.verify import POSTGRES_LOGIN_KEYS as CONNECTION_KEYS
 from .archive import ArchiveReader, inspect_set
 from .connection import MAX_IDENTIFIER, Connection, PostgresError, quote_ident
+from .options import CONNECTION_KEYS
 from .queries import ROW_COUNTS_SQL
 from .restore import create_database_sql
 
+# The verify modes test_restore takes (kinds.verify_modes): list reads the archive's table of contents, no server.
+MODES = ("full", "list")
 SCRATCH_PREFIX = "lifeboat_verify_"
 RESTORE_TIMEOUT = 24 * 3600
 

@@ -24,15 +24,7 @@ ALLOWED_KIND_IMPORTS = {("directory", "sqlite")}
 
 # Known offenders of the dependency rule, each (importing module, imported module), left by work in progress on
 # other parts of the engine. Empty this set as they are fixed: the test fails on an entry that is no longer true.
-KNOWN_DEPENDENCY_OFFENDERS = {
-    # The PostgreSQL login option names of a test restore's scratch server: pipeline/verify.py takes them from the
-    # postgres kind (pipeline -> a kind), and the kind's verify.py takes them back from pipeline/verify.py (a kind
-    # -> pipeline.verify, a cycle). Fix: postgres/verify.py imports CONNECTION_KEYS from .options; the runner
-    # (runner/commands.py verify_options) and the backup_verify module import it from sources.postgres.options;
-    # pipeline/verify.py no longer names PostgreSQL.
-    ("pipeline.verify", "sources.postgres.options"),
-    ("sources.postgres.verify", "pipeline.verify"),
-}
+KNOWN_DEPENDENCY_OFFENDERS = set()
 
 
 def engine_files():

@@ -6,10 +6,10 @@ import pytest
 from engine.core.errors import ConfigError
 from engine.core.options import Option, argument_spec, check_type, names, normalise, secret_names
 from engine.pipeline import options as pipeline_options
-from engine.pipeline import verify
 from engine.repositories import options as repository_options
 from engine.repositories import repository
 from engine.runner import jobs
+from engine.runner.commands import verify_options
 from engine.sources.postgres import options as postgres_options
 
 SCHEMA = (
@@ -95,9 +95,12 @@ def test_runner_names_derive_from_the_schemas():
     assert jobs.S3_ALIASES == {"aws_access_key_id": "access_key", "aws_secret_access_key": "secret_key",
                                "aws_session_token": "session_token"}
     assert {"access_key", "aws_secret_access_key", "session_token", "webhook_url"} <= jobs.SECRET_KEYS
-    assert set(verify.POSTGRES_LOGIN_KEYS) == set(postgres_options.CONNECTION_KEYS) == {
+    assert set(postgres_options.CONNECTION_KEYS) == {
         "login_host", "login_port", "login_user", "login_password", "login_unix_socket", "ssl_mode", "ca_cert",
         "ssl_cert", "ssl_key", "connect_params", "pg_bin_dir", "maintenance_db"}
+    # The runner's scratch-server login options for a PostgreSQL test restore are exactly the connection schema's.
+    job = dict({key: "x" for key in postgres_options.CONNECTION_KEYS}, job="app", kind="postgres", database="d")
+    assert set(verify_options(job)["postgres"]) == set(postgres_options.CONNECTION_KEYS)
 
 
 def test_runner_resolves_s3_aliases_and_fills_backup_defaults():

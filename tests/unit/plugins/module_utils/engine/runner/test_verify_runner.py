@@ -91,6 +91,14 @@ def test_every_kind_has_a_test_restore():
         kinds.verify_hook("oracle")
 
 
+def test_each_kind_says_which_verify_modes_its_test_restore_takes():
+    """pipeline/verify.py names no kind: a mode other than full and decode goes to the kinds that list it."""
+    assert {kind: kinds.verify_modes(kind) for kind in kinds.names()} == {
+        "directory": ("full",), "mongo": ("full",), "postgres": ("full", "list"), "redis": ("full",),
+        "sqlite": ("full",)}
+    assert kinds.verify_modes("oracle") == ()
+
+
 # --- metrics and audit --------------------------------------------------------------------------------------
 
 def test_verify_writes_its_gauges_and_keeps_the_backup_values_and_backups_keep_them(runner):
@@ -213,3 +221,13 @@ def test_mode_decode_only_checks_the_set_and_says_so(runner, capsys):
     assert report["mode"] == "decode" and report["test_restore"] == "skipped: mode decode"
     assert "row_counts" not in report and report["raw_size"] > 0 and report["restore_seconds"] >= 0
     assert audit.read(runner["state"])[-1]["test_restore"] == "skipped: mode decode"
+
+
+def test_mode_list_on_a_kind_without_it_only_decodes_the_set(runner, capsys):
+    assert main(runner["base"] + ["run", "app"]) == 0
+    capsys.readouterr()
+    assert main(runner["base"] + ["verify", "app", "--mode", "list", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["verification"]
+    assert report["mode"] == "list" and report["test_restore"] == (
+        "skipped: mode list is not one the test restore of kind sqlite takes, so the set was only decoded")
+    assert "row_counts" not in report and report["raw_size"] > 0

@@ -135,6 +135,8 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.options import argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.directory import options as directory_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.directory.kind import restore_from_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, repository_from_params, restore_spec, run_module)
@@ -142,13 +144,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils.module_options imp
 
 def main():
     spec = restore_spec()
-    spec.update(
-        path=dict(type="path", required=True),
-        keep_previous=dict(type="bool", default=True),
-        numeric_owner=dict(type="bool", default=False),
-        keep_setuid=dict(type="bool", default=False),
-        tmp_dir=dict(type="path"),
-    )
+    spec.update(argument_spec(directory_options.RESTORE))
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     params = module.params
 

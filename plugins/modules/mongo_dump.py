@@ -165,6 +165,8 @@ plan:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.options import argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.mongo import options as mongo_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.mongo.kind import source_from_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, backup_spec, run_backup_module)
@@ -172,17 +174,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils.module_options imp
 
 def main():
     spec = backup_spec()
-    spec.update(
-        mongo_uri=dict(type="str", no_log=True),
-        databases=dict(type="list", elements="str", default=[]),
-        exclude_databases=dict(type="list", elements="str", default=[]),
-        collections=dict(type="list", elements="str", default=[]),
-        exclude_collections=dict(type="list", elements="str", default=[]),
-        method=dict(type="str", default="auto", choices=["auto", "mongodump", "builtin"]),
-        oplog=dict(type="bool", default=False),
-        server_selection_timeout_ms=dict(type="int", default=5000),
-        tmp_dir=dict(type="path"),
-    )
+    spec.update(argument_spec(mongo_options.BACKUP))
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     run_backup_module(module, source_from_options)
 

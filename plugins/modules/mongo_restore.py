@@ -174,6 +174,8 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.options import argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.mongo import options as mongo_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.mongo.kind import restore_from_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, repository_from_params, restore_spec, run_module)
@@ -181,17 +183,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils.module_options imp
 
 def main():
     spec = restore_spec()
-    spec.update(
-        mongo_uri=dict(type="str", no_log=True),
-        databases=dict(type="list", elements="str", default=[]),
-        collections=dict(type="list", elements="str", default=[]),
-        drop=dict(type="bool", default=False),
-        rename=dict(type="dict", default={}),
-        oplog_replay=dict(type="bool"),
-        allow_javascript=dict(type="bool", default=False),
-        server_selection_timeout_ms=dict(type="int", default=5000),
-        tmp_dir=dict(type="path"),
-    )
+    spec.update(argument_spec(mongo_options.RESTORE))
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     params = module.params
 

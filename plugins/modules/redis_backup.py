@@ -119,7 +119,8 @@ plan:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.connection import connection_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.options import argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis import options as redis_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.kind import source_from_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, backup_spec, run_backup_module)
@@ -127,11 +128,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils.module_options imp
 
 def main():
     spec = backup_spec()
-    spec.update(connection_spec())
-    spec.update(
-        rdb_path=dict(type="path"),
-        bgsave_timeout=dict(type="int", default=3600),
-    )
+    spec.update(argument_spec(redis_options.BACKUP))
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     run_backup_module(module, source_from_options)
 

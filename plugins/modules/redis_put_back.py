@@ -89,17 +89,15 @@ keys:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.connection import connection_from_options, connection_spec
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.restore import put_back_redis, restart_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.options import argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis import options as redis_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.connection import connection_from_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.restore import put_back_redis
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import run_module
 
 
 def main():
-    spec = connection_spec()
-    spec.update(restart_spec())
-    spec.update(
-        previous=dict(type="path", required=True),
-    )
+    spec = argument_spec(redis_options.CONNECTION + redis_options.RESTART + redis_options.PUT_BACK)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
 

@@ -149,26 +149,16 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.connection import connection_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.options import argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis import options as redis_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.kind import restore_from_options
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis.restore import restart_spec
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, repository_from_params, restore_spec, run_module)
 
 
 def main():
     spec = restore_spec()
-    spec.update(connection_spec())
-    spec.update(restart_spec())
-    spec.update(
-        rdb_path=dict(type="path"),
-        owner=dict(type="str"),
-        group=dict(type="str"),
-        mode=dict(type="raw"),
-        keep_previous=dict(type="bool", default=True),
-        allow_key_mismatch=dict(type="bool", default=False),
-        allow_functions=dict(type="bool", default=False),
-    )
+    spec.update(argument_spec(redis_options.RESTORE))
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     params = module.params
 

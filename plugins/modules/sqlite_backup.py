@@ -122,6 +122,8 @@ plan:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.options import argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.sqlite import options as sqlite_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.sqlite.kind import source_from_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, backup_spec, run_backup_module)
@@ -129,11 +131,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils.module_options imp
 
 def main():
     spec = backup_spec()
-    spec.update(
-        path=dict(type="path", required=True),
-        tmp_dir=dict(type="path"),
-        busy_timeout=dict(type="float", default=30),
-    )
+    spec.update(argument_spec(sqlite_options.BACKUP))
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     run_backup_module(module, source_from_options)
 

@@ -111,6 +111,8 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.options import argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.sqlite import options as sqlite_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.sqlite.restore import restore_sqlite
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, check_restore_selection, identity_file, repository_from_params, restore_spec, run_module)
@@ -118,13 +120,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils.module_options imp
 
 def main():
     spec = restore_spec()
-    spec.update(
-        path=dict(type="path", required=True),
-        owner=dict(type="str"),
-        group=dict(type="str"),
-        mode=dict(type="raw"),
-        keep_previous=dict(type="bool", default=True),
-    )
+    spec.update(argument_spec(sqlite_options.RESTORE))
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     params = module.params
 

@@ -106,3 +106,42 @@ def verify_modes(kind):
     if kind not in VERIFY_HOOKS:
         return ()
     return tuple(getattr(verify_module(kind), "MODES", KindVerify.MODES))
+
+
+# Each kind's option schemas (sources/<kind>/options.py: OPTIONS and RESTORE_OPTIONS, which its kind.py re-exports as
+# protocol.Kind says). They need only core.options, so the runner checks a job file without importing the kind.
+OPTION_SCHEMAS = {
+    "sqlite": ".sqlite.options",
+    "postgres": ".postgres.options",
+    "mongo": ".mongo.options",
+    "redis": ".redis.options",
+    "directory": ".directory.options",
+}
+
+
+def _schema(kind, name):
+    relative = OPTION_SCHEMAS.get(kind)
+    if relative is None:
+        raise ConfigError("kind %r is not known: use one of %s" % (kind, ", ".join(names())))
+    try:
+        module = importlib.import_module(relative, package=__package__)
+    except ImportError as exc:
+        raise ConfigError("the options of kind %s cannot be loaded (%s): update the collection and re-run the "
+                          "schedule role" % (kind, exc))
+    schema = getattr(module, name, None)
+    if not isinstance(schema, tuple):
+        raise ConfigError("%s lacks %s: this engine file is incomplete; update the collection"
+                          % (getattr(module, "__file__", relative), name))
+    return schema
+
+
+def schema(kind):
+    """The options a job of `kind` takes besides the repository's and the backup's: protocol.Kind.OPTIONS, the
+    backup module's own options; ConfigError when the kind is unknown or its options.py incomplete."""
+    return _schema(kind, "OPTIONS")
+
+
+def restore_schema(kind):
+    """The options `kind`'s restore takes besides pipeline/options.RESTORE (protocol.Kind.RESTORE_OPTIONS): those of
+    a job file's `restore` object; ConfigError as schema."""
+    return _schema(kind, "RESTORE_OPTIONS")

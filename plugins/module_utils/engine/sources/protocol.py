@@ -3,12 +3,13 @@
 
 A kind is a package sources/<kind>/ (sqlite, postgres, mongo, redis, directory). Its kind.py is the module the
 registry loads by name and provides what Kind below describes; its verify.py provides what KindVerify
-describes. To add a kind (say MySQL): write sources/mysql/{kind,verify}.py to these interfaces, name them in
-kinds.KINDS and kinds.VERIFY_HOOKS, and add the modules (plugins/modules/mysql_*.py) that call them.
+describes. To add a kind (say MySQL): write sources/mysql/{kind,verify}.py to these interfaces and its options.py
+(the schemas Kind.OPTIONS and RESTORE_OPTIONS name), name them in kinds.KINDS and kinds.VERIFY_HOOKS, and add the
+modules (plugins/modules/mysql_*.py) that call them, their argument_spec built from those schemas.
 
-These classes hold no code the engine runs: they are the contract, in one place. A Source class may subclass
-Source (or say "implements Source" in its docstring); a kind module cannot subclass, so Kind and KindVerify
-document module-level names.
+These classes hold no code the engine runs: they are the contract, in one place. Every Source class subclasses
+Source (so the interface is visible where it is implemented); a kind module cannot subclass, so Kind and
+KindVerify document module-level names.
 
 Everything a restore reads from a set is untrusted until its sha256 is verified, and even then never reaches
 a shell, an interpreter's meta-commands, a path outside the target or a followed symlink (docs/security.md).
@@ -59,6 +60,15 @@ class Kind(object):
     # Optional: the option that names where a restore goes (`lifeboat restore --to`), e.g. "database";
     # else kinds.DEFAULT_RESTORE_TARGET.
     RESTORE_TARGET = None
+
+    # The schema (a tuple of core.options.Option, from the kind's options.py) of what source_from_options reads
+    # besides the repository's and the backup's options (repositories/options.REPOSITORY, pipeline/options.BACKUP):
+    # the backup module's own argument_spec, and the options a job file of the kind carries (kinds.schema).
+    OPTIONS = ()
+    # The schema of what restore_from_options reads besides pipeline/options.RESTORE: the restore module's own
+    # argument_spec and what a job file's `restore` object (or its top level) may carry (kinds.restore_schema).
+    # runner/jobs.py refuses a job file's key that neither these nor the runner know.
+    RESTORE_OPTIONS = ()
 
     @staticmethod
     def source_from_options(options):

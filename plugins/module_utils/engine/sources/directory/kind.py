@@ -6,8 +6,12 @@ it against the manifest, then swaps it into place keeping the previous tree asid
 This is the entry the kinds registry loads; the tar format is in archive.py, the backup side in snapshot.py, the
 hardened extractor in extract.py, the restore in restore.py and the test restore in verify.py."""
 
+from . import options as schemas
 from .restore import restore_directory
 from .snapshot import DirectorySource
+
+OPTIONS = schemas.OPTIONS  # protocol.Kind: the schemas of its options (options.py)
+RESTORE_OPTIONS = schemas.RESTORE_OPTIONS
 
 
 def source_from_options(options):

@@ -14,6 +14,7 @@ import tempfile
 
 from ...core.errors import ConfigError, SourceError
 from ...core.streams import CHUNK, IterReader, iter_chunks
+from ..protocol import Source
 from ..sqlite.snapshot import COMPANIONS, HEADER, copy_snapshot, inspect, scratch_prefix, sweep_dead_scratch
 from .archive import MAX_DEPTH, NUL, end_of_archive, header_bytes, note_path, padding, tarinfo_for
 
@@ -72,7 +73,7 @@ def sqlite_companion(directory, name):
     return False
 
 
-class DirectorySource(object):
+class DirectorySource(Source):
     kind = "directory"
     extension = "tar"
 

@@ -11,6 +11,7 @@ import tempfile
 
 from ...core.errors import ConfigError, SourceError, ToolError
 from ...core.streams import CHUNK, IterReader
+from ..protocol import Source
 from .clients import (DEFAULT_TIMEOUT_MS, HAS_PYMONGO, CodecOptions, RawBSONDocument, ToolReader, check_tools_version,
                       connect, json_util, pymongo, scrubbed_tool_error, tools_version, which)
 from .format import (DEFAULT_URI, EXTENSIONS, FORMAT_ARCHIVE, FORMAT_TAR, KIND, Selection, mongodump_args,
@@ -38,7 +39,7 @@ def _metadata_document(name, kind, options, info, indexes):
     return document
 
 
-class MongoSource(object):
+class MongoSource(Source):
     kind = KIND
 
     def __init__(self, uri=None, databases=None, exclude_databases=None, collections=None, exclude_collections=None,

@@ -2,11 +2,14 @@
 (dump.py) from mongo_dump's option names and runs restore_mongo (restore.py) with mongo_restore's, so the runner
 and the modules share one translation of options. The kind's test restore is verify.py."""
 
+from . import options as schemas
 from .clients import DEFAULT_TIMEOUT_MS
 from .dump import MongoSource
 from .restore import restore_mongo
 
 RESTORE_TARGET = "mongo_uri"  # what `lifeboat restore --to` sets (kinds.py)
+OPTIONS = schemas.OPTIONS  # protocol.Kind: the schemas of its options (options.py)
+RESTORE_OPTIONS = schemas.RESTORE_OPTIONS
 
 
 def source_from_options(options):

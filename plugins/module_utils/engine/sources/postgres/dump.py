@@ -15,6 +15,7 @@ import tempfile
 from ...core.errors import ConfigError, SourceError, ToolError
 from ...core.process import ProcessReader, missing_tool_error, run_tool
 from ...core.streams import CHUNK, report_spliced, splice_fd
+from ..protocol import Source
 from .archive import ARCHIVE_MAGIC, KIND, bundle_header
 from .connection import PostgresError, first_error_line, lock_wait_expired, tool_major
 from .queries import REWRITTEN_REASON, REWRITTEN_SQL, ROW_COUNTS_SQL, SERVER_SQL
@@ -135,7 +136,7 @@ class SnapshotSession(object):
                 stream.close()
 
 
-class PostgresSource(object):
+class PostgresSource(Source):
     kind = KIND
 
     def __init__(self, connection, database, include_globals=False, verify=True, role_passwords=True,

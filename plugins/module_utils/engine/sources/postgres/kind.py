@@ -36,3 +36,10 @@ def restore_from_options(repository, options, check_mode=False):
         restore_globals=options.get("restore_globals", False), verify=options.get("verify", True),
         analyze=options.get("analyze", True))
     return restore.run(check_mode=check_mode)
+
+
+# protocol.Kind: the schemas of its options (options.py: the connection's with the dump's, or with the restore's).
+from . import options as schemas  # noqa: E402  pylint: disable=wrong-import-position
+
+OPTIONS = schemas.OPTIONS
+RESTORE_OPTIONS = schemas.RESTORE_OPTIONS

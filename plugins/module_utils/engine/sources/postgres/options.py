@@ -63,3 +63,9 @@ def dump_spec():
 
 def restore_spec():
     return argument_spec(RESTORE)
+
+
+# The schemas protocol.Kind names (kind.py re-exports them; kinds.schema and kinds.restore_schema read them here,
+# without importing the kind's code): what a job file of the kind may carry, and its `restore` object.
+OPTIONS = CONNECTION + DUMP
+RESTORE_OPTIONS = CONNECTION + RESTORE

@@ -12,6 +12,7 @@ import subprocess
 import time
 
 from ...core.errors import ConfigError, IntegrityError, SourceError
+from ..protocol import Source
 from .connection import command_error, describe_connection, locate_rdb
 from .keys import key_churn, key_tolerance
 from .rdb import check_rdb_header
@@ -77,7 +78,7 @@ def bgsave_and_wait(client, timeout, sleep=time.sleep, clock=time.monotonic):
         delay = min(delay * 2, 1.0)
 
 
-class RedisSource(object):
+class RedisSource(Source):
     kind = "redis"
     extension = "rdb"
 

@@ -1,26 +1,21 @@
-"""How lifeboat reaches a Redis server: the connection options of the modules (their argument_spec entries and
-the keyword arguments of resp.RedisClient built from them; the password comes from the options or REDISCLI_AUTH
-and never reaches argv or a manifest), the redacted description of a connection for manifests and messages, the
-error raised when the server refuses a command, and where the server keeps its RDB file. Used by the backup, the
-restore and the put-back alike."""
+"""How lifeboat reaches a Redis server: the connection options of the modules (their argument_spec entries, from
+options.CONNECTION, and the keyword arguments of resp.RedisClient built from them; the password comes from the
+options or REDISCLI_AUTH and never reaches argv or a manifest), the redacted description of a connection for
+manifests and messages, the error raised when the server refuses a command, and where the server keeps its RDB
+file. Used by the backup, the restore and the put-back alike."""
 
 import os
 
 from ...core.errors import SourceError
+from ...core.options import argument_spec
+from .options import CONNECTION
 from .resp import RespError
 
 
 def connection_spec():
-    """Module argument_spec entries of the connection options (doc fragment lifeboat.backup.redis)."""
-    return dict(
-        redis_host=dict(type="str", default="127.0.0.1"),
-        redis_port=dict(type="int", default=6379),
-        redis_socket=dict(type="path"),
-        redis_user=dict(type="str"),
-        redis_password=dict(type="str", no_log=True),
-        redis_tls=dict(type="bool", default=False),
-        redis_tls_ca_file=dict(type="path"),
-    )
+    """Module argument_spec entries of the connection options (doc fragment lifeboat.backup.redis), from
+    options.CONNECTION."""
+    return argument_spec(CONNECTION)
 
 
 def connection_from_options(options):

@@ -2,9 +2,13 @@
 (backup.py) from redis_backup's option names and runs restore_redis (restore.py) with redis_restore's, so the
 runner and the modules share one translation of options. The kind's test restore is verify.py."""
 
+from . import options as schemas
 from .backup import RedisSource
 from .connection import connection_from_options
 from .restore import DEFAULT_SERVICE, restore_redis
+
+OPTIONS = schemas.OPTIONS  # protocol.Kind: the schemas of its options (options.py)
+RESTORE_OPTIONS = schemas.RESTORE_OPTIONS
 
 
 def source_from_options(options):

@@ -14,15 +14,16 @@ import time
 
 from ...core.errors import ConfigError, IntegrityError, RestoreError, SourceError, ToolError
 from ...core.files import Swap, fsync_dir, kept_for, parse_mode, resolve_ids
+from ...core.options import argument_spec
 from ...core.process import run_tool
 from ...pipeline.restore import fetch_to_file, find_set, set_result
 from .backup import bgsave_and_wait
 from .connection import describe_connection, locate_rdb
 from .keys import compare_keys, key_expectation
+from .options import DEFAULT_SERVICE, RESTART
 from .rdb import RdbFormatError, check_rdb_header, has_functions
 from .resp import ProtocolError, RedisClient, RespError, keyspace
 
-DEFAULT_SERVICE = "redis-server"
 AOF_HELP = ("Redis has appendonly yes: at start it loads the append-only file and ignores the RDB, so the restored "
             "data would not be used. Set 'appendonly no' in redis.conf (and CONFIG SET appendonly no), run the "
             "restore, then turn AOF back on with CONFIG SET appendonly yes (Redis rewrites the AOF from the "
@@ -30,12 +31,9 @@ AOF_HELP = ("Redis has appendonly yes: at start it loads the append-only file an
 
 
 def restart_spec():
-    """Module argument_spec entries of the restart options (doc fragment lifeboat.backup.redis.restart)."""
-    return dict(
-        service_name=dict(type="str", default=DEFAULT_SERVICE),
-        restart_command=dict(type="list", elements="str"),
-        start_timeout=dict(type="int", default=300),
-    )
+    """Module argument_spec entries of the restart options (doc fragment lifeboat.backup.redis.restart), from
+    options.RESTART."""
+    return argument_spec(RESTART)
 
 
 def default_restart_command(service_name):

@@ -4,8 +4,12 @@ restore with an atomic swap that keeps the previous database aside.
 This is the entry the kinds registry loads; the backup side is in snapshot.py, the restore in restore.py and the
 test restore in verify.py."""
 
+from . import options as schemas
 from .restore import restore_sqlite
 from .snapshot import SqliteSource
+
+OPTIONS = schemas.OPTIONS  # protocol.Kind: the schemas of its options (options.py)
+RESTORE_OPTIONS = schemas.RESTORE_OPTIONS
 
 
 def source_from_options(options):

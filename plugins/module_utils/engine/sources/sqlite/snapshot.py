@@ -12,6 +12,7 @@ import stat
 import tempfile
 
 from ...core.errors import ConfigError, SourceError
+from ..protocol import Source
 
 HEADER = b"SQLite format 3\x00"
 COMPANIONS = ("-wal", "-journal", "-shm")
@@ -187,7 +188,7 @@ def sweep_dead_scratch(directory):
     return removed
 
 
-class SqliteSource(object):
+class SqliteSource(Source):
     kind = "sqlite"
     extension = "db"
 

@@ -2,6 +2,7 @@
 (kubernetes_schedule_apply: false, lifeboat_k8s_render_dir), and validate objects offline against the Kubernetes
 OpenAPI schemas shipped by kubernetes-validate (strict: unknown fields fail too)."""
 
+import copy
 import os
 
 import kubernetes_validate
@@ -37,6 +38,11 @@ SETTINGS = {
     ],
 }
 
+# Where the verify and restore pods mount the key identity of kubernetes_schedule_age_identity_secret.
+AGE_IDENTITY_FILE = "/etc/lifeboat/age/identity"
+# A public key for job files (age's own example recipient); the render tests never decrypt.
+AGE_RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+
 SCHEDULE_PLAY = """\
 - name: Render the kubernetes_schedule role
   hosts: localhost
@@ -46,6 +52,17 @@ SCHEDULE_PLAY = """\
 """
 
 RESTORE_PLAYBOOK = os.path.join(REPO, "playbooks", "kubernetes_restore.yml")
+
+
+def encrypted_settings(**overrides):
+    """SETTINGS with the SQLite job encrypting to AGE_RECIPIENT, the age identity Secret lifeboat-age and one
+    credentials Secret per concern (the S3 one named twice: the role lists it once)."""
+    settings = copy.deepcopy(SETTINGS)
+    settings["kubernetes_schedule_jobs"][0]["job"]["encryption"] = {"age_recipients": [AGE_RECIPIENT]}
+    settings.update(kubernetes_schedule_age_identity_secret="lifeboat-age",
+                    kubernetes_schedule_credentials_secrets=["lifeboat-db", CREDENTIALS_SECRET, "lifeboat-redis"])
+    settings.update(overrides)
+    return settings
 
 
 def documents(path):
@@ -75,3 +92,19 @@ def render_restore(runner, render_dir, job, settings=None, **overrides):
                      lifeboat_k8s_render_dir=render_dir)
     variables.update(overrides)
     return runner.playbook(RESTORE_PLAYBOOK, extra_vars=variables)
+
+
+def render_objects(runner, render_dir, settings=None, **overrides):
+    """render_schedule, which must succeed; returns the objects of manifests.yml in order."""
+    proc = render_schedule(runner, render_dir, settings=settings, **overrides)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return documents(os.path.join(render_dir, "manifests.yml"))
+
+
+def render_restore_job(runner, render_dir, job, settings=None, **overrides):
+    """render_restore, which must succeed and write only restore-job.yml; returns its one object, the Job."""
+    proc = render_restore(runner, render_dir, job, settings=settings, **overrides)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert os.listdir(render_dir) == ["restore-job.yml"]
+    (restore,) = documents(os.path.join(render_dir, "restore-job.yml"))
+    return restore

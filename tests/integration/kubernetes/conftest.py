@@ -1,6 +1,7 @@
 """Fixtures for the Kubernetes tests without a cluster: the runner image (scripts/build_runner_image.sh, skipped
-when the image of the current engine exists), podman objects removed at teardown, a Pushgateway stand-in and a
-redis-server whose data directory is a podman volume (the Redis PVC)."""
+when the image of the current engine exists), podman objects removed at teardown, a Pushgateway stand-in, a
+redis-server whose data directory is a podman volume (the Redis PVC), with or without a password, and the role
+rendered with the settings of support/kubernetes_render.py (the offline render tests)."""
 
 import http.server
 import os
@@ -12,6 +13,8 @@ import time
 import pytest
 
 from kube_pods import CONTAINERS_CONF, REPO, Kube
+from support.ansible import AnsibleRunner
+from support.kubernetes_render import render_objects
 from support.ports import free_port, wait_for_port
 
 RUNNER_IMAGE = "localhost/lifeboat-runner:latest"
@@ -76,35 +79,75 @@ def pushgateway():
 
 
 class RedisOnVolume(object):
-    """redis-server on 127.0.0.1 (no save points) with its dump.rdb in `data_dir`, the volume the pods mount."""
+    """redis-server on 127.0.0.1 (no save points) with its dump.rdb in `data_dir`, the volume the pods mount; with
+    `password`, requirepass (from a 0600 config file, never argv), and cli() authenticates through REDISCLI_AUTH."""
 
-    def __init__(self, data_dir, run_dir):
+    def __init__(self, data_dir, run_dir, password=None):
         self.port = free_port()
+        self.password = password
         self.pidfile = os.path.join(run_dir, "redis.pid")
-        subprocess.run(["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", data_dir,
-                        "--save", "", "--appendonly", "no", "--daemonize", "yes", "--pidfile", self.pidfile,
-                        "--logfile", os.path.join(run_dir, "redis.log")], check=True, stdin=subprocess.DEVNULL)
+        argv = ["redis-server"]
+        if password:
+            config = os.path.join(run_dir, "redis.conf")
+            with open(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+                handle.write("requirepass %s\n" % password)
+            argv.append(config)
+        subprocess.run(argv + ["--bind", "127.0.0.1", "--port", str(self.port), "--dir", data_dir,
+                               "--save", "", "--appendonly", "no", "--daemonize", "yes", "--pidfile", self.pidfile,
+                               "--logfile", os.path.join(run_dir, "redis.log")], check=True, stdin=subprocess.DEVNULL)
         wait_for_port(self.port)
+
+    def _env(self):
+        return dict(os.environ, REDISCLI_AUTH=self.password) if self.password else None
 
     def cli(self, *args):
         return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)] + list(args), check=True,
-                              stdout=subprocess.PIPE, text=True).stdout.strip()
+                              stdout=subprocess.PIPE, text=True, env=self._env()).stdout.strip()
 
     def stop(self):
         subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), "shutdown", "nosave"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=self._env())
         deadline = time.monotonic() + 10
         while os.path.exists(self.pidfile) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+def redis_on_volume(kube, tmp_path_factory, password=None):
+    """Start the redis-server of the Redis PVC (a fresh podman volume); returns (volume, server)."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed: apt-get install -y redis-server")
+    volume, path = kube.volume("redis-data")
+    return volume, RedisOnVolume(path, str(tmp_path_factory.mktemp("redis")), password=password)
 
 
 @pytest.fixture(scope="module")
 def redis_volume(kube, tmp_path_factory):
     """(podman volume of the Redis PVC, the running server): the server runs as root on the host like a Redis pod
     beside the runner; its RDB is readable by the runner's uid, as the Redis image's 0644 dump is."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed: apt-get install -y redis-server")
-    volume, path = kube.volume("redis-data")
-    server = RedisOnVolume(path, str(tmp_path_factory.mktemp("redis")))
+    volume, server = redis_on_volume(kube, tmp_path_factory)
     yield volume, server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_volume_with_password(kube, tmp_path_factory):
+    """The same as redis_volume, the server requiring a password (server.password, random per run)."""
+    volume, server = redis_on_volume(kube, tmp_path_factory, password="lb-%s" % os.urandom(12).hex())
+    yield volume, server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory, collections):
+    """ansible-playbook for the offline renders of the role and the restore playbook."""
+    return AnsibleRunner(str(tmp_path_factory.mktemp("k8s-render")), collections)
+
+
+@pytest.fixture(scope="module")
+def rendered(runner, tmp_path_factory):
+    """(render directory, the objects of a present render of support.kubernetes_render.SETTINGS in the order of
+    manifests.yml)."""
+    out = str(tmp_path_factory.mktemp("present"))
+    objects = render_objects(runner, out)
+    assert sorted(os.listdir(out)) == ["manifests.yml"]
+    return out, objects

@@ -1,6 +1,7 @@
 """The kubernetes_schedule role without a cluster: what it renders (kubernetes_schedule_apply: false) is valid for
 the Kubernetes API (offline OpenAPI schemas), follows docs/kubernetes.md (hardened pods, Forbid, the job file in a
-Secret, credentials only by reference), is the same in check mode, and state absent deletes exactly those objects."""
+Secret, credentials only by reference, the age identity in the verify pods only), is the same in check mode, and
+state absent deletes exactly those objects. The `runner` and `rendered` fixtures are in conftest.py."""
 
 import base64
 import copy
@@ -11,27 +12,11 @@ import os
 import pytest
 from kubernetes_validate.utils import ValidationError
 
-from support.ansible import AnsibleRunner
-from support.kubernetes_render import (CREDENTIALS_SECRET, PUSHGATEWAY, SETTINGS, documents, render_schedule,
-                                       validate)
+from support.kubernetes_render import (AGE_IDENTITY_FILE, CREDENTIALS_SECRET, PUSHGATEWAY, SETTINGS, documents,
+                                       encrypted_settings, render_objects, render_schedule, validate)
 from engine.runner import jobs as runner_jobs
 
 JOB_NAMES = [job["name"] for job in SETTINGS["kubernetes_schedule_jobs"]]
-
-
-@pytest.fixture(scope="module")
-def runner(tmp_path_factory, collections):
-    return AnsibleRunner(str(tmp_path_factory.mktemp("k8s-render")), collections)
-
-
-@pytest.fixture(scope="module")
-def rendered(runner, tmp_path_factory):
-    """The objects of a present render, in the order of manifests.yml."""
-    out = str(tmp_path_factory.mktemp("present"))
-    proc = render_schedule(runner, out)
-    assert proc.returncode == 0, proc.stdout
-    assert sorted(os.listdir(out)) == ["manifests.yml"]
-    return out, documents(os.path.join(out, "manifests.yml"))
 
 
 def refs(objects):
@@ -166,6 +151,64 @@ def test_credentials_come_only_by_reference_and_the_job_file_is_what_the_runner_
         assert loaded["kind"] == job["job"]["kind"] and loaded["path"] == job["job"]["path"]
 
 
+def pod_spec(objects, name):
+    (cronjob,) = [o for o in objects if o["metadata"]["name"] == name]
+    return cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def job_document(objects, name):
+    (secret,) = [o for o in objects if o["metadata"]["name"] == "lifeboat-job-%s" % name]
+    return json.loads(base64.b64decode(secret["data"]["%s.json" % name]))
+
+
+def test_the_age_identity_is_mounted_in_the_verify_pods_only_and_named_by_the_job_files(runner, tmp_path):
+    settings = encrypted_settings()
+    objects = render_objects(runner, str(tmp_path / "age"), settings=settings)
+    for obj in objects:
+        validate(obj)
+    identity_volume = {"name": "age-identity", "secret": {"secretName": "lifeboat-age", "defaultMode": 256,
+                                                          "items": [{"key": "identity", "path": "identity"}]}}
+    identity_mount = {"name": "age-identity", "mountPath": "/etc/lifeboat/age", "readOnly": True}
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    for job in settings["kubernetes_schedule_jobs"]:
+        name = job["name"]
+        verify = pod_spec(objects, "lifeboat-%s-verify" % name)
+        assert identity_volume in verify["volumes"]
+        assert identity_mount in verify["containers"][0]["volumeMounts"]
+        # the scheduled backup encrypts to the public recipients: no private key in its pod, in no form
+        backup = pod_spec(objects, "lifeboat-%s-backup" % name)
+        assert [v["name"] for v in backup["volumes"]] == [v["name"] for v in verify["volumes"]
+                                                          if v["name"] != "age-identity"]
+        assert "lifeboat-age" not in json.dumps(backup)
+        assert not [m for m in backup["containers"][0]["volumeMounts"] if m["mountPath"].startswith("/etc/lifeboat/age")]
+        # one job file for both: it names where the verify and restore pods find the identity (a path, no secret)
+        document = job_document(objects, name)
+        expected_encryption = dict(job["job"].get("encryption") or {}, age_identity_file=AGE_IDENTITY_FILE)
+        assert document == dict(job["job"], job=name, encryption=expected_encryption)
+        assert runner_jobs.secret_paths(document) == []
+        path = jobs_dir / ("%s.json" % name)
+        path.write_text(json.dumps(document))
+        os.chmod(str(path), 0o440)  # as the kubelet mounts it with fsGroup
+        loaded = runner_jobs.load(str(tmp_path), name)
+        assert loaded["encryption"]["age_identity_file"] == AGE_IDENTITY_FILE
+        # several credentials Secrets, in order, each once (the single-name variable first)
+        expected_env_from = [{"secretRef": {"name": secret}}
+                             for secret in (CREDENTIALS_SECRET, "lifeboat-db", "lifeboat-redis")]
+        for spec in (verify, backup):
+            assert spec["containers"][0]["envFrom"] == expected_env_from
+    assert "AGE-SECRET-KEY" not in json.dumps(objects)
+
+
+def test_an_encrypted_job_may_name_an_identity_file_of_its_own_without_the_secret(runner, tmp_path):
+    settings = encrypted_settings(kubernetes_schedule_age_identity_secret="")
+    job = settings["kubernetes_schedule_jobs"][0]
+    job["job"]["encryption"]["age_identity_file"] = "/data/keys/age.key"
+    objects = render_objects(runner, str(tmp_path / "own"), settings=settings)
+    assert job_document(objects, job["name"])["encryption"] == job["job"]["encryption"]
+    assert "age-identity" not in json.dumps(objects)
+
+
 def test_absent_renders_the_delete_list_of_exactly_the_present_objects(runner, rendered, tmp_path):
     objects = rendered[1]
     out = str(tmp_path / "absent")
@@ -212,6 +255,17 @@ def _job(**changes):
      "the pod's own mounts"),
     ({"kubernetes_schedule_jobs": [_job(), _job()]}, "the same name"),
     ({"kubernetes_schedule_image": ""}, "image the runner image reference"),
+    ({"kubernetes_schedule_age_identity_secret": "Lifeboat_Age"}, "age_identity_secret and service_account object names"),
+    ({"kubernetes_schedule_credentials_secrets": ["lifeboat-db", "Lifeboat_DB"]}, "credentials_secrets a list of such names"),
+    ({"kubernetes_schedule_credentials_secrets": "lifeboat-db"}, "credentials_secrets a list of such names"),
+    ({"kubernetes_schedule_jobs": [_job(volumes=[{"claim": "data", "mount_path": "/etc/lifeboat/age/"}])]},
+     "the pod's own mounts"),
+    (encrypted_settings(kubernetes_schedule_age_identity_secret=""),
+     "it encrypts (encryption.age_recipients), but kubernetes_schedule_age_identity_secret is empty"),
+    (encrypted_settings(kubernetes_schedule_jobs=[_job(job={
+        "kind": "sqlite", "path": "/data/app.db", "s3": {"bucket": "b"},
+        "encryption": {"age_identity_file": "/data/age.key"}})]),
+     "which the role sets itself"),
 ])
 def test_invalid_settings_are_refused_with_a_message_and_nothing_is_rendered(runner, tmp_path, settings, message):
     out = str(tmp_path / "refused")

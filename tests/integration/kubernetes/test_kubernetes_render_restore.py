@@ -1,7 +1,7 @@
 """playbooks/kubernetes_restore.yml without a cluster: the restore Job it renders (lifeboat_k8s_render_dir) is
 valid for the Kubernetes API and runs the backup CronJob's pod template with args restore; the put-back Job it runs
 after a failed health check is valid too, and its script puts the kept-aside data back and nothing else; the Job
-result is read from the runner's --json output."""
+result is read from the runner's --json output. The `runner` and `rendered` fixtures are in conftest.py."""
 
 import copy
 import json
@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from support.ansible import REPO, AnsibleRunner
-from support.kubernetes_render import SETTINGS, documents, render_restore, render_schedule, validate
+from kube_pods import pod_template
+from support.ansible import REPO
+from support.kubernetes_render import SETTINGS, encrypted_settings, render_restore_job, validate
 
 PUT_BACK = os.path.join(REPO, "roles", "kubernetes_schedule", "files", "put_back.py")
 ROLE_TASKS_PLAY = """\
@@ -34,16 +35,8 @@ ROLE_TASKS_PLAY = """\
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory, collections):
-    return AnsibleRunner(str(tmp_path_factory.mktemp("k8s-restore")), collections)
-
-
-@pytest.fixture(scope="module")
-def schedule_objects(runner, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("schedule"))
-    proc = render_schedule(runner, out)
-    assert proc.returncode == 0, proc.stdout
-    return documents(os.path.join(out, "manifests.yml"))
+def schedule_objects(rendered):
+    return rendered[1]
 
 
 def role_task_fact(runner, tmp_path, tasks, fact, variables):
@@ -58,18 +51,14 @@ def role_task_fact(runner, tmp_path, tasks, fact, variables):
 
 
 def backup_pod_template(objects, job):
-    (cronjob,) = [o for o in objects if o["metadata"]["name"] == "lifeboat-%s-backup" % job]
-    return cronjob["spec"]["jobTemplate"]["spec"]["template"]
+    return pod_template(objects, "CronJob", "lifeboat-%s-backup" % job)
 
 
 @pytest.mark.parametrize("job, before", [("app-db", ""), ("chroma", "2026-11-22T02:00:00Z")])
 def test_the_restore_job_is_valid_and_runs_the_backup_pod_template_with_args_restore(
         runner, schedule_objects, tmp_path, job, before):
-    out = str(tmp_path / "out")
-    proc = render_restore(runner, out, job, lifeboat_k8s_before=before, lifeboat_k8s_backup="latest")
-    assert proc.returncode == 0, proc.stdout
-    assert os.listdir(out) == ["restore-job.yml"]
-    (restore,) = documents(os.path.join(out, "restore-job.yml"))
+    restore = render_restore_job(runner, str(tmp_path / "out"), job, lifeboat_k8s_before=before,
+                                 lifeboat_k8s_backup="latest")
     validate(restore)
     assert (restore["kind"], restore["metadata"]["name"], restore["metadata"]["namespace"]) == (
         "Job", "lifeboat-%s-restore" % job, "app")
@@ -109,6 +98,24 @@ def test_the_put_back_job_is_valid_and_runs_the_put_back_script_on_the_same_volu
     assert container["securityContext"] == backup["containers"][0]["securityContext"]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["data-0"] == {"name": "data-0", "mountPath": "/chroma", "readOnly": False}
+
+
+def test_the_restore_job_mounts_the_age_identity_and_the_put_back_job_does_not(runner, tmp_path):
+    """The restore decrypts: its pod is the verify CronJob's (identity included); the put-back only renames."""
+    settings = encrypted_settings()
+    restore = render_restore_job(runner, str(tmp_path / "out"), "app-db", settings=settings)
+    validate(restore)
+    spec = restore["spec"]["template"]["spec"]
+    assert {"name": "age-identity", "secret": {"secretName": "lifeboat-age", "defaultMode": 256,
+                                               "items": [{"key": "identity", "path": "identity"}]}} in spec["volumes"]
+    assert {"name": "age-identity", "mountPath": "/etc/lifeboat/age", "readOnly": True} in \
+        spec["containers"][0]["volumeMounts"]
+    put_back_job = role_task_fact(runner, tmp_path, "restore_job.yml", "_kubernetes_schedule_restore_object", dict(
+        settings, _kubernetes_schedule_restore_name="app-db",
+        _kubernetes_schedule_put_back={"kind": "sqlite", "target": "/data/app.db",
+                                       "previous": "/data/app.db.lifeboat-prev-20261122T020000Z"}))
+    validate(put_back_job)
+    assert "age-identity" not in json.dumps(put_back_job)
 
 
 @pytest.mark.parametrize("log, expected", [

@@ -22,7 +22,6 @@ from ..core.streams import iter_chunks
 
 MODES = ("full", "list", "decode")
 FREE_SPACE_MARGIN = 1.10  # a test restore needs the set's raw size plus 10%
-STREAMED_KINDS = ("mongo",)  # test restores that write nothing to scratch (parsed as a stream)
 
 
 class NoSpaceError(LifeboatError):
@@ -94,7 +93,7 @@ def verify_set(repository, job, backup="latest", before=None, identity_file=None
     report = {"status": None, "size": manifest["size"], "raw_size": manifest.get("raw_size"),
               "kind": manifest["kind"], "encrypted": bool(manifest.get("encryption")), "mode": mode,
               "scratch_dir": scratch_dir, "restore_seconds": None, "checked": {}}
-    stages_to_scratch = mode == "full" and manifest["kind"] not in STREAMED_KINDS
+    stages_to_scratch = mode == "full" and kinds.verify_stages_to_scratch(manifest["kind"])
     if check_space and (stages_to_scratch or min_free_mb is not None):
         report["scratch_space"] = check_free_space(scratch_dir, manifest.get("raw_size"), min_free_mb)
     stores = [store for store in repository.stores if store.name in backup_set.complete_in()]

@@ -2,11 +2,12 @@
 (sources/<kind>/verify.py), both loaded lazily by name.
 
 What a kind module and its verify hook must provide is written in protocol.py (Kind: ``source_from_options``,
-``restore_from_options``, optional ``RESTORE_TARGET``; KindVerify: ``test_restore``, optional ``MODES``;
-Source: what the backup pipeline calls on a source). Kinds are imported only when a job needs one, so a host
-without pymongo can still run SQLite jobs; ``load`` checks the kind module has what REQUIRED names,
-``verify_hook`` returns its ``test_restore``, through which ``pipeline/verify.verify_set`` dispatches, and
-``verify_modes`` the modes that test restore takes (its ``MODES``).
+``restore_from_options``, optional ``RESTORE_TARGET``; KindVerify: ``test_restore``, optional ``MODES`` and
+``STAGES_TO_SCRATCH``; Source: what the backup pipeline calls on a source). Kinds are imported only when a job
+needs one, so a host without pymongo can still run SQLite jobs; ``load`` checks the kind module has what REQUIRED
+names, ``verify_hook`` returns its ``test_restore``, through which ``pipeline/verify.verify_set`` dispatches,
+``verify_modes`` the modes that test restore takes (its ``MODES``) and ``verify_stages_to_scratch`` whether it
+needs room in the scratch directory.
 """
 
 import importlib
@@ -106,6 +107,17 @@ def verify_modes(kind):
     if kind not in VERIFY_HOOKS:
         return ()
     return tuple(getattr(verify_module(kind), "MODES", KindVerify.MODES))
+
+
+def verify_stages_to_scratch(kind):
+    """Whether the kind's full test restore writes the set into the scratch directory, so that its free space is
+    checked first: the verify module's STAGES_TO_SCRATCH, else KindVerify's (True); True too when the module
+    cannot be loaded (the test restore then fails saying why)."""
+    try:
+        module = verify_module(kind)
+    except ConfigError:
+        return True
+    return bool(getattr(module, "STAGES_TO_SCRATCH", KindVerify.STAGES_TO_SCRATCH))
 
 
 # Each kind's option schemas (sources/<kind>/options.py: OPTIONS and RESTORE_OPTIONS, which its kind.py re-exports as

@@ -98,6 +98,9 @@ class KindVerify(object):
     # ("full", "list") for a kind that can check a set without a scratch server (PostgreSQL: pg_restore --list).
     # For a mode the kind does not take, pipeline/verify.py only decodes the set.
     MODES = ("full",)
+    # Whether the full test restore writes the set into the scratch directory (kinds.verify_stages_to_scratch):
+    # pipeline/verify.py checks its free space first. False for a kind that parses the set as a stream.
+    STAGES_TO_SCRATCH = True
 
     @staticmethod
     def test_restore(repository, job, backup_set, identity_file, scratch_dir, options):

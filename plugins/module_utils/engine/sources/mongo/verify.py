@@ -12,6 +12,9 @@ from ...pipeline.restore import open_set
 from .format import FORMAT_ARCHIVE, FORMAT_TAR
 from .layout import parse_archive, parse_tar_layout
 
+# The set is parsed as a stream: nothing goes to the scratch directory (kinds.verify_stages_to_scratch).
+STAGES_TO_SCRATCH = False
+
 
 def _drain(reader):
     """After a parse failure: read to the end so a damaged artifact reports its sha256 mismatch instead."""

@@ -92,11 +92,14 @@ def test_every_kind_has_a_test_restore():
 
 
 def test_each_kind_says_which_verify_modes_its_test_restore_takes():
-    """pipeline/verify.py names no kind: a mode other than full and decode goes to the kinds that list it."""
+    """pipeline/verify.py names no kind: what differs between the kinds' test restores is said by each."""
     assert {kind: kinds.verify_modes(kind) for kind in kinds.names()} == {
         "directory": ("full",), "mongo": ("full",), "postgres": ("full", "list"), "redis": ("full",),
         "sqlite": ("full",)}
     assert kinds.verify_modes("oracle") == ()
+    # Only a test restore that writes the set into scratch has the scratch directory's free space checked first.
+    assert {kind: kinds.verify_stages_to_scratch(kind) for kind in kinds.names()} == {
+        "directory": True, "mongo": False, "postgres": True, "redis": True, "sqlite": True}
 
 
 # --- metrics and audit --------------------------------------------------------------------------------------

@@ -10,9 +10,11 @@ import os
 import pytest
 import yaml
 
+from engine.core.errors import ConfigError
 from engine.core.options import argument_spec
 from engine.pipeline import options as pipeline_options
 from engine.repositories import options as repository_options
+from engine.sources.postgres import connection
 from engine.sources.postgres import options as postgres_options
 
 FRAGMENTS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "doc_fragments")
@@ -108,10 +110,14 @@ def test_a_default_of_another_type_is_a_drift():
         "verify.default: documented 0, schema False"]
 
 
-def test_postgres_connection_choices_match_the_connection_code():
-    """ssl_mode's choices are the values the connection accepts."""
-    try:
-        from engine.sources.postgres import connection as code  # pylint: disable=import-outside-toplevel
-    except ImportError:  # before postgres/kind.py was split by concern
-        from engine.sources.postgres import kind as code  # pylint: disable=import-outside-toplevel
-    assert tuple(code.SSL_MODES) == postgres_options.SSL_MODES
+def test_postgres_ssl_modes_are_documented_and_accepted_as_defined_once():
+    """ssl_mode's documented choices are options.SSL_MODES, and the connection accepts exactly those: it checks
+    against the same tuple, not a copy."""
+    assert fragment("postgres")["ssl_mode"]["choices"] == list(postgres_options.SSL_MODES)
+    assert connection.SSL_MODES is postgres_options.SSL_MODES
+    for mode in postgres_options.SSL_MODES:
+        assert connection.Connection(ssl_mode=mode, environ={}).options["sslmode"] == mode
+    with pytest.raises(ConfigError) as failure:
+        connection.Connection(ssl_mode="verify_full", environ={})
+    assert failure.value.msg == ("ssl_mode must be one of allow, disable, prefer, require, verify-ca, verify-full, "
+                                 "not 'verify_full'")

@@ -11,8 +11,8 @@ import re
 
 from ...core.errors import ConfigError, LifeboatError, ToolError
 from ...core.process import run_tool
+from .options import CONNECTION_KEYS, SSL_MODES
 
-SSL_MODES = ("allow", "disable", "prefer", "require", "verify-ca", "verify-full")
 DEFAULT_CONNECT_TIMEOUT = "10"
 MAX_IDENTIFIER = 63
 
@@ -91,9 +91,7 @@ class Connection(object):
 
     @classmethod
     def from_options(cls, options):
-        return cls(**{key: options.get(key) for key in (
-            "login_host", "login_port", "login_user", "login_password", "login_unix_socket", "ssl_mode", "ca_cert",
-            "ssl_cert", "ssl_key", "connect_params", "pg_bin_dir", "maintenance_db")})
+        return cls(**{key: options.get(key) for key in CONNECTION_KEYS})
 
     def conninfo(self, database=None):
         """Connection string with only the options that were set; libpq fills the rest from PG* variables."""

@@ -6,11 +6,11 @@ restore.py (the restore side), swap.py (safe_swap and put_back), script.py and l
 psql), verify.py (the test restore of backup_verify) and options.py (the options).
 """
 
-from .connection import SSL_MODES, Connection
+from .connection import Connection
 from .dump import PostgresSource
 from .restore import PostgresRestore
 
-__all__ = ("RESTORE_TARGET", "SSL_MODES", "restore_from_options", "source_from_options")  # SSL_MODES: options.py
+__all__ = ("RESTORE_TARGET", "restore_from_options", "source_from_options")
 
 RESTORE_TARGET = "database"
 

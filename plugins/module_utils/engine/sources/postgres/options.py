@@ -5,7 +5,7 @@ nothing heavier than core.options, so the runner's verify can read CONNECTION_KE
 
 from ...core.options import Option, argument_spec, names
 
-# libpq's sslmode values (the connection checks ssl_mode against the same tuple).
+# libpq's sslmode values: ssl_mode's choices, and what connection.Connection accepts.
 SSL_MODES = ("allow", "disable", "prefer", "require", "verify-ca", "verify-full")
 
 # All unset by default so libpq's PG* environment applies.

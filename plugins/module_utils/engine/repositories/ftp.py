@@ -7,7 +7,8 @@ renamed (RNFR/RNTO) to manifest.json, so it appears at once and only after the d
 Every writer and reader has its own control connection (FTP allows one transfer per control connection);
 listings, manifests and deletions share one, serialised by a lock.
 
-The helpers for 0600 secret files, remote paths and connection options live in remote.py (shared with SFTP).
+The helpers for 0600 secret files, remote paths and connection options, and the steps of writing a set
+(RemoteSetWriter), live in remote.py (shared with SFTP).
 """
 
 import datetime
@@ -22,11 +23,10 @@ import threading
 from ..core import manifest as manifest_mod
 from ..core.errors import ConfigError, NotFoundError, SinkError
 from ..core.naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id, set_member, validate_job
-from .remote import join_path, normalise_path, read_password_file, remote_url, validate_common
-from .store import SetWriter, Store, StoredSet
+from .remote import RemoteSetWriter, join_path, normalise_path, read_password_file, remote_url, validate_common
+from .store import Store, StoredSet
 
 MIB = 1024 * 1024
-TEMP_MANIFEST = "." + MANIFEST_NAME + ".tmp"
 
 
 class _ReusingFTPTLS(ftplib.FTP_TLS):
@@ -59,60 +59,16 @@ def _close_data(conn):
         pass
 
 
-class FtpSetWriter(SetWriter):
-    def __init__(self, repo, job, set_id, data_name):
-        self.repo = repo
-        self.set_dir = join_path(repo.root, job, set_id)
-        self.data_path = join_path(self.set_dir, data_name)
-        self.bytes = 0
-        self._ftp = None
-        self._conn = None
-        self._made_dir = False
-        try:
-            self._ftp = repo.connect()
-            repo.make_dirs(self._ftp, join_path(repo.root, job))
-            self._ftp.mkd(self.set_dir)
-            self._made_dir = True
-            self._ftp.voidcmd("TYPE I")
-            self._conn = self._ftp.transfercmd("STOR " + self.data_path)
-        except (ConfigError, SinkError):
-            self.abort()
-            raise
-        except Exception as exc:  # pylint: disable=broad-except
-            self.abort()
-            raise SinkError(repo.explain(exc, "start the upload of %s to" % self.data_path))
+class FtpSetWriter(RemoteSetWriter):
+    """A set written over its own control connection: the data object through one STOR data connection."""
 
-    def write(self, chunk):
-        try:
-            self._conn.sendall(chunk)
-        except Exception as exc:  # pylint: disable=broad-except
-            raise SinkError(self.repo.explain(exc, "upload %s to" % self.data_path))
-        self.bytes += len(chunk)
+    label = "FTP"
 
-    def commit(self, manifest_bytes):
-        ftp = self._ftp
-        try:
-            conn, self._conn = self._conn, None
-            _close_data(conn)
-            ftp.voidresp()  # 226: the server has the whole data object
-            try:
-                stored = ftp.size(self.data_path)
-            except ftplib.error_perm:
-                stored = None  # SIZE is optional (RFC 3659); the manifest's sha256 still guards restores
-            if stored is not None and stored != self.bytes:
-                raise SinkError("FTP server %s stored %d bytes of %s but %d were sent: refusing to mark the set "
-                                "complete" % (self.repo.describe(), stored, self.data_path, self.bytes))
-            temp = join_path(self.set_dir, TEMP_MANIFEST)
-            ftp.storbinary("STOR " + temp, io.BytesIO(manifest_bytes))
-            ftp.rename(temp, join_path(self.set_dir, MANIFEST_NAME))
-        except SinkError:
-            raise
-        except Exception as exc:  # pylint: disable=broad-except
-            raise SinkError(self.repo.explain(exc, "complete set %s on" % self.set_dir))
-        self._quit()
+    def open_session(self):
+        return self.repo.connect()
 
-    def _quit(self):
-        ftp, self._ftp = self._ftp, None
+    def close_session(self):
+        ftp, self.session = self.session, None
         if ftp is None:
             return
         try:
@@ -120,23 +76,36 @@ class FtpSetWriter(SetWriter):
         except Exception:  # pylint: disable=broad-except
             ftp.close()
 
-    def abort(self):
-        """Stop the upload and remove the set directory: nothing half-written is left to look like a set."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            _close_data(conn)
-            try:
-                self._ftp.voidresp()  # 226 or 426 for the cut transfer
-            except Exception:  # pylint: disable=broad-except
-                self._quit()
-        if self._made_dir:
-            try:
-                if self._ftp is None:
-                    self._ftp = self.repo.connect()
-                self.repo.remove_dir(self._ftp, self.set_dir)
-            except Exception:  # pylint: disable=broad-except
-                pass  # best effort: without a manifest the leftover is ignored, retention removes it later
-        self._quit()
+    def make_set_dir(self):
+        self.session.mkd(self.set_dir)
+
+    def open_data(self):
+        self.session.voidcmd("TYPE I")
+        return self.session.transfercmd("STOR " + self.data_path)
+
+    def send(self, chunk):
+        self.stream.sendall(chunk)
+
+    def finish_data(self, stream):
+        _close_data(stream)
+        self.session.voidresp()  # 226: the server has the whole data object
+        try:
+            return self.session.size(self.data_path)
+        except ftplib.error_perm:
+            return None  # SIZE is optional (RFC 3659); the manifest's sha256 still guards restores
+
+    def cancel_data(self, stream):
+        _close_data(stream)
+        try:
+            self.session.voidresp()  # 226 or 426 for the cut transfer
+        except Exception:  # pylint: disable=broad-except
+            self.close_session()
+
+    def put_file(self, path, data):
+        self.session.storbinary("STOR " + path, io.BytesIO(data))
+
+    def rename(self, source, target):
+        self.session.rename(source, target)
 
 
 class FtpReader(object):

@@ -23,8 +23,9 @@ import threading
 from ..core import manifest as manifest_mod
 from ..core.errors import ConfigError, NotFoundError, SinkError
 from ..core.naming import DATA_PREFIX, MANIFEST_NAME, UTC, is_set_id, set_member, validate_job
-from .remote import check_private_file, join_path, normalise_path, read_password_file, remote_url, validate_common
-from .store import SetWriter, Store, StoredSet
+from .remote import (RemoteSetWriter, check_private_file, join_path, normalise_path, read_password_file,
+                     remote_url, validate_common)
+from .store import Store, StoredSet
 
 try:
     import paramiko
@@ -36,7 +37,6 @@ except ImportError:
 MIB = 1024 * 1024
 BLOCK = 32768  # the largest SFTP read request every server accepts
 WINDOW = 128  # read requests in flight per window: 4 MiB
-TEMP_MANIFEST = "." + MANIFEST_NAME + ".tmp"
 FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 SYSTEM_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
 
@@ -47,88 +47,60 @@ def fingerprint(key):
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-class SftpSetWriter(SetWriter):
-    def __init__(self, repo, job, set_id, data_name):
-        self.repo = repo
-        self.set_dir = join_path(repo.root, job, set_id)
-        self.data_path = join_path(self.set_dir, data_name)
-        self.bytes = 0
-        self._client = None
-        self._file = None
-        self._made_dir = False
-        try:
-            self._client = repo.open_client()
-            repo.make_dirs(self._client, join_path(repo.root, job))
-            self._client.mkdir(self.set_dir, 0o700)
-            self._made_dir = True
-            self._file = self._client.open(self.data_path, "wbx")
-            self._file.chmod(0o600)
-            self._file.set_pipelined(True)
-        except (ConfigError, SinkError):
-            self.abort()
-            raise
-        except Exception as exc:  # pylint: disable=broad-except
-            self.abort()
-            raise SinkError(repo.explain(exc, "start the upload of %s to" % self.data_path))
+class SftpSetWriter(RemoteSetWriter):
+    """A set written over its own SFTP session: the data object with pipelined writes, mode 0600."""
 
-    def write(self, chunk):
-        try:
-            self._file.write(chunk)
-        except Exception as exc:  # pylint: disable=broad-except
-            raise SinkError(self.repo.explain(exc, "upload %s to" % self.data_path))
-        self.bytes += len(chunk)
+    label = "SFTP"
 
-    def commit(self, manifest_bytes):
-        client = self._client
-        try:
-            handle, self._file = self._file, None
-            handle.close()  # waits for the acknowledgement of every pipelined write
-            stored = client.stat(self.data_path).st_size
-            if stored != self.bytes:
-                raise SinkError("SFTP server %s stored %d bytes of %s but %d were sent: refusing to mark the set "
-                                "complete" % (self.repo.describe(), stored, self.data_path, self.bytes))
-            temp = join_path(self.set_dir, TEMP_MANIFEST)
-            with client.open(temp, "wb") as handle:
-                handle.chmod(0o600)
-                handle.write(manifest_bytes)
-            final = join_path(self.set_dir, MANIFEST_NAME)
-            try:
-                client.posix_rename(temp, final)
-            except IOError as exc:
-                if "unsupported" not in str(exc).lower():
-                    raise
-                client.rename(temp, final)  # no OpenSSH extension: plain rename (the target does not exist)
-        except SinkError:
-            raise
-        except Exception as exc:  # pylint: disable=broad-except
-            raise SinkError(self.repo.explain(exc, "complete set %s on" % self.set_dir))
-        self._close_client()
+    def open_session(self):
+        return self.repo.open_client()
 
-    def _close_client(self):
-        client, self._client = self._client, None
+    def close_session(self):
+        client, self.session = self.session, None
         if client is not None:
             try:
                 client.close()
             except Exception:  # pylint: disable=broad-except
                 pass
 
-    def abort(self):
-        """Stop the upload and remove the set directory: nothing half-written is left to look like a set."""
-        handle, self._file = self._file, None
-        if handle is not None:
-            try:
-                handle.close()
-            except Exception:  # pylint: disable=broad-except
-                pass
-        if self._made_dir:
-            try:
-                if self._client is None or self._client.get_channel().closed:
-                    self._close_client()
-                    self._client = self.repo.open_client()
-                self.repo.remove_dir(self._client, self.set_dir)
-            except Exception:  # pylint: disable=broad-except
-                pass  # best effort: without a manifest the leftover is ignored, retention removes it later
-        self._close_client()
+    def session_usable(self):
+        return not self.session.get_channel().closed
+
+    def make_set_dir(self):
+        self.session.mkdir(self.set_dir, 0o700)
+
+    def open_data(self):
+        handle = self.session.open(self.data_path, "wbx")
+        self.stream = handle  # closed by abort should what follows fail
+        handle.chmod(0o600)
+        handle.set_pipelined(True)
+        return handle
+
+    def send(self, chunk):
+        self.stream.write(chunk)
+
+    def finish_data(self, stream):
+        stream.close()  # waits for the acknowledgement of every pipelined write
+        return self.session.stat(self.data_path).st_size
+
+    def cancel_data(self, stream):
+        try:
+            stream.close()
+        except Exception:  # pylint: disable=broad-except
+            pass
+
+    def put_file(self, path, data):
+        with self.session.open(path, "wb") as handle:
+            handle.chmod(0o600)
+            handle.write(data)
+
+    def rename(self, source, target):
+        try:
+            self.session.posix_rename(source, target)
+        except IOError as exc:
+            if "unsupported" not in str(exc).lower():
+                raise
+            self.session.rename(source, target)  # no OpenSSH extension: plain rename (the target does not exist)
 
 
 class SftpReader(object):

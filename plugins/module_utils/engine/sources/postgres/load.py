@@ -14,10 +14,10 @@ settings, so it reads rows exactly as pg_restore would send them. Everything tha
 (the text format escapes backslashes), so cutting at newlines is exact.
 
 The script is made by pg_restore from the set's archive, which may be crafted: a row or a sequence value
-may carry text meant for psql. So no line of it reaches psql unless postgres_script.DataScript knows its
+may carry text meant for psql. So no line of it reaches psql unless script.DataScript knows its
 shape (comments and pg_restore's own \\restrict lines are not sent at all), a row that psql would take as
 the end of its block (`\\.` followed by anything but a newline) or a NUL byte (psql reads lines as C
-strings) fails the load, and every session is restricted (see postgres_script).
+strings) fails the load, and every session is restricted (see script.py).
 
 The sessions start only once `before_data` (the pre-data step: tables, types, sequences) has run, which
 happens when the script reaches its first COPY block: by then pg_restore has read the whole table of

@@ -211,7 +211,7 @@ class PostgresRestore(object):
         self._run_restore(ProcessReader(argv, purpose, env=self.connection.env()), database)
 
     def _load_parallel(self, database, list_file, staged, handle):
-        """The rows through `jobs` sessions (postgres_load). The archive's head is staged on the way; once
+        """The rows through `jobs` sessions (load.py). The archive's head is staged on the way; once
         pg_restore's script reaches the data, staging stops and the schema (pre-data) is restored from it."""
         argv = self.connection.script_argv(list_file=list_file, sections=("data",))
         purpose = "pg_restore --section=data of %s (as a script)" % self._where()

@@ -1,4 +1,4 @@
-"""postgres_load: pg_restore's data script cut at row boundaries and dealt to several sessions (fake psql
+"""sources/postgres/load.py: pg_restore's data script cut at row boundaries and dealt to several sessions (fake psql
 processes that record what they were sent; the real thing runs in tests/integration/postgres)."""
 
 import os

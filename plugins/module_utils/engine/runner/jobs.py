@@ -6,8 +6,16 @@ Example::
      "dest": "/var/backups/lifeboat", "s3": {"bucket": "acme-backups", "prefix": "prod"},
      "retention": {"keep_daily": 7, "keep_weekly": 4}, "metrics_dir": "/var/lib/node_exporter/textfile_collector",
      "notify": {"webhook_url": "https://hooks.slack.com/...", "on": ["failure"]}, "rpo_seconds": 90000}
+
+Every key must be known (known_options): job and kind, the repository's and the backup's options (their schemas in
+repositories/options.py and pipeline/options.py), the kind's own (kinds.schema: the backup module's options, and
+the restore module's, which `lifeboat restore` and the test restore take from the job too) and RUNNER_KEYS. An
+unknown key is refused with the closest known name, so a misspelt option (pg_host for login_host) never silently
+falls back to a default. The `restore` object takes the kind's restore options and RESTORE_KEYS. A key starting
+with "_" is a comment (JSON has none) and is ignored.
 """
 
+import difflib
 import glob
 import json
 import os
@@ -17,7 +25,7 @@ import stat
 from ..sources import kinds
 from ..core.errors import ConfigError
 from ..core.naming import validate_job
-from ..core.options import aliases, check_type, find, normalise, secret_names
+from ..core.options import aliases, check_type, find, names as option_names, normalise, secret_names
 from .notify import EVENTS, NOTIFY_KEYS
 from ..pipeline.options import BACKUP, RESTORE
 from ..pipeline.retention import parse_policy
@@ -34,6 +42,65 @@ FILLED_DEFAULTS = ("compression", "tags")
 SECRET_KEYS = secret_names(S3) | frozenset(("webhook_url", "healthcheck_url", "password", "pg_password",
                                             "redis_password", "mongo_password"))
 _URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
+# The keys of a job file the runner reads itself (besides job, kind and the options of the repository, the backup
+# and the kind): a `verify` object is the test restore's settings (_verify_settings); verify_objective is an older
+# spelling of verify.objective; tmp_dir (an option of most kinds) is where `lifeboat verify` test-restores without a
+# verify.scratch_dir, for every kind.
+RUNNER_KEYS = ("retention", "prune_after_run", "metrics_dir", "rpo_seconds", "rto", "rto_seconds", "verify_objective",
+               "restore", "notify", "tmp_dir")
+# What the `restore` object takes besides the kind's restore options: backup and before come from the command line
+# (--backup, --before) and the repository from the job, so they have no place there.
+RESTORE_KEYS = ("skip_damaged", "encryption")
+# JSON has no comments: a key starting with this is one, accepted and never read.
+COMMENT = "_"
+
+
+def known_options(kind):
+    """{name: Option} of the kind's options a job file may carry at its top level (aliases under their own name
+    too), and the names of all the others it may carry (job, kind, the repository's, the backup's, RUNNER_KEYS)."""
+    options = {}
+    for option in kinds.schema(kind) + kinds.restore_schema(kind):
+        for name in (option.name,) + option.aliases:
+            options.setdefault(name, option)
+    return options, ("job", "kind") + option_names(REPOSITORY) + option_names(BACKUP) + RUNNER_KEYS
+
+
+def _refuse_unknown(document, known, suggest, where, what, hint):
+    """ConfigError naming each key of `document` not in `known` (comments aside), with the closest of `suggest`."""
+    unknown = sorted(str(key) for key in document if key not in known and not str(key).startswith(COMMENT))
+    if not unknown:
+        return
+    described = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, suggest, n=1)
+        described.append("%s (did you mean %s?)" % (key, close[0]) if close else key)
+    plural = "s" if len(unknown) > 1 else ""
+    raise ConfigError("%s: unknown %s%s %s (%s)" % (where, what, plural, ", ".join(described), hint))
+
+
+def _check_kind_options(job, kind, where):
+    """A copy of `job` with no key that no schema knows (ConfigError), the aliases of the kind's options resolved
+    (the name wins over its alias) and their types checked, at the top level and in the `restore` object."""
+    options, others = known_options(kind)
+    who = "%sjob %s (kind %s)" % ("" if where == "job" else where + ": ", job["job"], kind)
+    _refuse_unknown(job, set(options) | set(others),
+                    sorted(set(option.name for option in options.values()) | set(others)), who, "option",
+                    "a job file takes the options of its kind's modules, the repository's and the runner's: "
+                    "docs/runner.md")
+    schema = tuple({option.name: option for option in options.values()}.values())
+    job = normalise(schema, job, where, unknown="keep", types=False)
+    for option in schema:
+        # (the backup's options are checked with the others of the backup; verify may be an object: _verify_settings)
+        if job.get(option.name) is not None and option.name not in option_names(BACKUP):
+            check_type(option, job[option.name], where)
+    if isinstance(job.get("restore"), dict):
+        restore_schema = kinds.restore_schema(kind)
+        known = option_names(restore_schema) + RESTORE_KEYS
+        _refuse_unknown(job["restore"], set(known) | set(aliases(restore_schema)), sorted(set(known)), who,
+                        "restore option", "the restore object takes the options of the kind's restore module, except "
+                        "the repository's and backup and before: lifeboat restore --backup, --before")
+        job["restore"] = normalise(restore_schema, job["restore"], where + ": restore", unknown="keep")
+    return job
 
 
 def job_path(config_dir, job):
@@ -155,6 +222,7 @@ def validate(document, name=None, where="job"):
     kind = job.get("kind")
     if kind not in kinds.KINDS:
         raise ConfigError("%s: kind must be one of %s, not %r" % (where, ", ".join(kinds.names()), kind))
+    job = _check_kind_options(job, kind, where)
     check_type(find(REPOSITORY, "dest"), job.get("dest"), where)
     s3 = _expect(job, "s3", dict, "an object", where)
     remotes = {}
@@ -193,6 +261,7 @@ def validate(document, name=None, where="job"):
     metrics_dir = _expect(job, "metrics_dir", str, "a directory path", where)
     if metrics_dir and not os.path.isabs(metrics_dir):
         raise ConfigError("%s: metrics_dir must be an absolute path, not %r" % (where, metrics_dir))
+    _expect(job, "tmp_dir", str, "a directory path", where)
     rpo = _expect(job, "rpo_seconds", int, "a whole number of seconds", where)
     if rpo is not None and rpo <= 0:
         raise ConfigError("%s: rpo_seconds must be more than 0" % where)

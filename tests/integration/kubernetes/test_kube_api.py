@@ -5,8 +5,10 @@ run with `podman kube play` (kube_pods.Kube.run), the PVCs being podman volumes 
 in the fake's store. Proven here: the role creates exactly the rendered objects, a second run changes nothing,
 state absent leaves none of them (and the CronJobs' Jobs and Pods go with them); the restore playbook scales the
 StatefulSet to 0, runs the restore Job, scales back and the database is the backed-up one; when the health check
-fails, the put-back Job brings the previous data back and the StatefulSet is scaled back. What a fake cannot prove:
-RBAC, admission, scheduling on real nodes (see the fake's docstring)."""
+fails, the put-back Job brings the previous data back and the StatefulSet is scaled back; a failed restore Job
+leaves the data and scales a Deployment back; run_job.yml reads the Job's result whatever order the pod's stdout and
+stderr lines come in. What a fake cannot prove: RBAC, admission, scheduling on real nodes (see the fake's
+docstring)."""
 
 import base64
 import http.server
@@ -191,7 +193,8 @@ def image(request):
 @pytest.fixture(scope="module")
 def cluster(image, kube, moto, collections, tmp_path_factory):
     """The fake API with namespace app, the S3 credentials Secret, the StatefulSet app (2 replicas) whose PVC
-    app-data holds app.db; the role applied (state present) and the backup CronJob run once (a set in moto S3)."""
+    app-data holds app.db and the Deployment web (3 replicas); the role applied (state present) and the backup
+    CronJob run once (a set in moto S3)."""
     workdir = str(tmp_path_factory.mktemp("fake-kube"))
     app_volume, app_path = kube.volume("app-data")
     app_db = os.path.join(app_path, "app.db")
@@ -214,6 +217,11 @@ def cluster(image, kube, moto, collections, tmp_path_factory):
                                  {"name": "app", "image": "registry.example.com/app:1",
                                   "volumeMounts": [{"name": "data", "mountPath": "/data/app"}]}],
                                  "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "app-data"}}]}}}})
+        web = {"app": "web"}
+        api.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": NAMESPACE},
+                    "spec": {"replicas": 3, "selector": {"matchLabels": web}, "template": {
+                        "metadata": {"labels": web}, "spec": {"containers": [
+                            {"name": "web", "image": "registry.example.com/web:1"}]}}}})
         bucket = moto.new_bucket("k8sapi")
         jobs = [{"name": "app-db", "schedule": "15 */6 * * *",
                  "volumes": [{"claim": "app-data", "mount_path": "/data/app", "read_only": True}],
@@ -313,14 +321,14 @@ def restore_variables(cluster, **extra):
     return variables
 
 
-def workload(api):
-    found = api.get("apps/v1", "StatefulSet", NAMESPACE, "app")
+def workload(api, kind="StatefulSet", name="app"):
+    found = api.get("apps/v1", kind, NAMESPACE, name)
     return found["spec"]["replicas"], (found.get("status") or {}).get("readyReplicas", 0)
 
 
-def replicas_at(api, job):
-    """(spec.replicas, status.replicas) of the StatefulSet app when each Job `job` was created."""
-    return [entry["workloads"][("StatefulSet", NAMESPACE, "app")] for entry in api.jobs_created
+def replicas_at(api, job, kind="StatefulSet", name="app"):
+    """(spec.replicas, status.replicas) of the workload when each Job `job` was created."""
+    return [entry["workloads"][(kind, NAMESPACE, name)] for entry in api.jobs_created
             if entry["name"] == job and entry["namespace"] == NAMESPACE]
 
 
@@ -394,20 +402,25 @@ def test_failed_health_check_puts_the_previous_data_back(cluster):
 
 
 def test_failed_restore_job_leaves_the_live_data_and_scales_back(cluster):
+    """With the Deployment web as the workload (its own readiness rules in k8s_scale's wait) and a set that does
+    not exist: the restore Job fails, nothing is replaced, the Deployment is back at its 3 replicas."""
     api = cluster["api"]
-    assert wait_for(lambda: workload(api) == (2, 2))
+    assert wait_for(lambda: workload(api, "Deployment", "web") == (3, 3))
     current = read(cluster["app_db"])
     aside_before = kept_aside(cluster["app_path"])
     restores = len(replicas_at(api, "lifeboat-app-db-restore"))
     proc = cluster["ansible"].playbook(RESTORE_PLAYBOOK, extra_vars=restore_variables(
-        cluster, lifeboat_k8s_backup="20200101T000000Z-000000"))
+        cluster, lifeboat_k8s_backup="20200101T000000Z-000000", lifeboat_k8s_workload_kind="Deployment",
+        lifeboat_k8s_workload_name="web"))
     assert proc.returncode != 0, proc.stdout[-5000:]
     assert "the restore Job lifeboat-app-db-restore failed: " in proc.stdout, proc.stdout[-5000:]
-    assert "The live data was not replaced." in proc.stdout and "The workload was scaled back to 2." in proc.stdout
+    assert "The live data was not replaced." in proc.stdout and "The workload was scaled back to 3." in proc.stdout
     job = api.get("batch/v1", "Job", NAMESPACE, "lifeboat-app-db-restore")
     assert job["status"].get("failed") == 1 and not job["status"].get("succeeded")
-    assert replicas_at(api, "lifeboat-app-db-restore")[restores:] == [(0, 0)]
-    assert wait_for(lambda: workload(api) == (2, 2))
+    # a Deployment's status leaves out zero counts, as a real one does
+    assert replicas_at(api, "lifeboat-app-db-restore", "Deployment", "web")[restores:] == [(0, None)]
+    assert wait_for(lambda: workload(api, "Deployment", "web") == (3, 3))
+    assert workload(api) == (2, 2)  # the StatefulSet was not touched
     assert read(cluster["app_db"]) == current
     assert kept_aside(cluster["app_path"]) == aside_before
 

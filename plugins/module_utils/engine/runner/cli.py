@@ -12,6 +12,7 @@ import time
 
 from ..core.errors import LifeboatError
 from ..core.manifest import ENGINE_VERSION
+from ..pipeline.verify import MODES as VERIFY_MODES
 from .commands import COMMANDS
 from .context import (DEFAULT_CONFIG_DIR, DEFAULT_STATE_DIR, EX_FAILURE, EX_OK, EX_TEMPFAIL, EX_USAGE, Busy,
                       Context, exit_code, unexpected)
@@ -66,9 +67,10 @@ def build_parser():
     verify.add_argument("--min-free-mb", type=int, metavar="N",
                         help="free MiB the scratch directory needs before the test restore starts (default: the "
                              "set's raw size plus 10%%)")
-    verify.add_argument("--mode", choices=("full", "list", "decode"),
-                        help="full: a test restore (default, or the job's verify.mode); list: PostgreSQL's "
-                             "pg_restore --list only; decode: sha256 and decoding only")
+    verify.add_argument("--mode", choices=VERIFY_MODES,
+                        help="full: a test restore (default, or the job's verify.mode); list: a check of the kind "
+                             "that needs no scratch server, such as pg_restore --list (kinds without one: as "
+                             "decode); decode: sha256 and decoding only")
     verify.add_argument("--first-copy", action="store_true",
                         help="verify only the first repository's copy (default: every copy)")
     verify.add_argument("--skip-damaged", action="store_true", help=SKIP_DAMAGED_HELP)

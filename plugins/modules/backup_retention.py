@@ -167,22 +167,22 @@ now:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.retention import apply_retention
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.options import argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.options import RETENTION
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.retention import (
+    POLICY_KEYS, apply_retention)
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, repository_from_params, repository_spec, run_module)
-
-RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 
 
 def main():
     spec = repository_spec()
-    spec.update({rule: dict(type="int", default=0) for rule in RULES})
-    spec.update(max_age=dict(type="str"), incomplete_grace=dict(type="str", default="24h"))
+    spec.update(argument_spec(RETENTION))  # the rules, as the engine defines them (pipeline/options.py)
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     params = module.params
 
     def action():
-        options = {key: params[key] for key in RULES + ("max_age", "incomplete_grace")}
+        options = {key: params[key] for key in POLICY_KEYS}
         result = apply_retention(repository_from_params(params), params["job"], options, check_mode=module.check_mode)
         for entry in result["kept"]:
             if entry["status"] == "invalid":  # damaged: kept for inspection, and said so

@@ -231,9 +231,13 @@ verification:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.naming import validate_job
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.options import argument_spec, find
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.options import VERIFY
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.mongo import options as mongo_options
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.postgres.options import (
     CONNECTION_KEYS, CONNECTION_MUTUALLY_EXCLUSIVE, connection_spec)
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.verify import MODES, verify_set
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.redis import options as redis_options
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.verify import verify_set
 # The kinds' test restores are loaded by name (kinds.verify_hook): imported here too, so Ansible ships them.
 # pylint: disable-next=unused-import
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.sources.directory import verify as _dir  # noqa: F401
@@ -248,10 +252,11 @@ from ansible_collections.lifeboat.backup.plugins.module_utils.module_options imp
 def main():
     spec = restore_spec()
     spec.update(connection_spec())
-    spec.update(scratch_dir=dict(type="path"), all_copies=dict(type="bool", default=True),
-                mode=dict(type="str", choices=list(MODES), default="full"),
-                min_free_mb=dict(type="int"), redis_server_bin=dict(type="path"),
-                allow_functions=dict(type="bool", default=False), allow_javascript=dict(type="bool", default=False))
+    spec.update(argument_spec(VERIFY))  # mode, scratch_dir, min_free_mb: as lifeboat verify takes them
+    spec.update(all_copies=dict(type="bool", default=True), redis_server_bin=dict(type="path"))
+    # what the Redis and MongoDB test restores take from the kinds' restore options
+    spec.update(allow_functions=find(redis_options.RESTORE_OPTIONS, "allow_functions").spec(),
+                allow_javascript=find(mongo_options.RESTORE_OPTIONS, "allow_javascript").spec())
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True,
                            mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE)
     params = module.params

@@ -18,46 +18,21 @@ Rules (every count 0 or unset = rule off):
 
 import datetime
 import os
-import re
 
 from .catalog import COMPLETE, INCOMPLETE, INVALID, list_sets
+from ..core.durations import parse_duration
 from ..core.errors import ConfigError, SinkError
 from ..core.naming import MANIFEST_NAME, UTC, format_time, job_key, utcnow, validate_job
+from ..core.options import find, names
+from .options import RETENTION
 
-PERIODS = ("hourly", "daily", "weekly", "monthly", "yearly")
-COUNT_KEYS = ("keep_last",) + tuple("keep_" + p for p in PERIODS)
-DURATION_KEYS = ("max_age", "incomplete_grace")
-POLICY_KEYS = COUNT_KEYS + DURATION_KEYS
-DEFAULT_GRACE = "24h"
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE = re.compile(r"(\d+)\s*([smhdw])")
-
-
-def parse_duration(value, name="duration"):
-    """Seconds from an int, or a string such as '90', '30d', '12h', '1d12h', '2w', '45m', '30s'."""
-    if isinstance(value, bool):
-        raise ConfigError("%s must be a duration such as 30d, 12h or 3600, not %r" % (name, value))
-    if isinstance(value, (int, float)):
-        seconds = value
-    else:
-        text = str(value).strip().lower().replace(" ", "")
-        if text.isdigit():
-            seconds = int(text)
-        else:
-            pos = 0
-            seconds = 0
-            for match in _DURATION_RE.finditer(text):
-                if match.start() != pos:
-                    break
-                seconds += int(match.group(1)) * _UNITS[match.group(2)]
-                pos = match.end()
-            if not text or pos != len(text):
-                raise ConfigError("%s %r is not a duration: use a number of seconds or e.g. 30d, 12h, 1d12h, 2w, "
-                                  "45m, 30s" % (name, value))
-    if seconds < 0:
-        raise ConfigError("%s must not be negative" % name)
-    return int(seconds)
+# The rules come from the schema (options.RETENTION): its counts are keep_last and keep_<period>, its strings the
+# durations.
+COUNT_KEYS = tuple(option.name for option in RETENTION if option.type == "int")
+DURATION_KEYS = tuple(option.name for option in RETENTION if option.type == "str")
+POLICY_KEYS = names(RETENTION)
+PERIODS = tuple(key[len("keep_"):] for key in COUNT_KEYS if key != "keep_last")
+DEFAULT_GRACE = find(RETENTION, "incomplete_grace").default
 
 
 def parse_policy(options):
@@ -70,7 +45,7 @@ def parse_policy(options):
     for key in COUNT_KEYS:
         value = options.get(key)
         if value is None:
-            policy[key] = 0
+            policy[key] = find(RETENTION, key).default
             continue
         try:
             if isinstance(value, bool):

@@ -16,11 +16,12 @@ import time
 from ..sources import kinds
 from .catalog import locate
 from ..core.errors import ConfigError, IntegrityError, LifeboatError
+from .options import VERIFY_MODES
 from ..repositories.repository import Repository
 from .restore import open_set, set_result
 from ..core.streams import iter_chunks
 
-MODES = ("full", "list", "decode")
+MODES = VERIFY_MODES  # (defined with the other verify settings in options.py)
 FREE_SPACE_MARGIN = 1.10  # a test restore needs the set's raw size plus 10%
 
 

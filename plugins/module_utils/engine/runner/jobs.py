@@ -23,24 +23,27 @@ import re
 import stat
 
 from ..sources import kinds
+from ..core.durations import parse_duration
 from ..core.errors import ConfigError
 from ..core.naming import validate_job
-from ..core.options import aliases, check_type, find, names as option_names, normalise, secret_names
-from .notify import EVENTS, NOTIFY_KEYS
-from ..pipeline.options import BACKUP, RESTORE
+from ..core.options import Option, aliases, check_type, find, names as option_names, normalise, secret_names
+from .notify import EVENTS, NOTIFY, NOTIFY_KEYS
+from ..pipeline.options import BACKUP, RESTORE, VERIFY
 from ..pipeline.retention import parse_policy
-from ..pipeline.verify import MODES as VERIFY_MODES
 from ..repositories.options import FTP, REPOSITORY, S3, SFTP
 
 JOBS_DIR = "jobs"
-VERIFY_KEYS = ("mode", "scratch_dir", "objective", "min_free_mb", "postgres", "redis")
-_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# A job file's `verify` object (_verify_settings): the test restore's settings backup_verify takes too
+# (pipeline/options.VERIFY: mode, scratch_dir, min_free_mb), objective (a duration: how old the last good verify may
+# be) and, under a kind's name, what that kind's test restore takes (verify.postgres: the scratch server's login_*,
+# verify.redis: redis_server_bin).
+VERIFY_SETTINGS = VERIFY + (Option("objective", "raw"), Option("postgres", "dict"), Option("redis", "dict"))
+VERIFY_KEYS = option_names(VERIFY_SETTINGS)
 S3_ALIASES = aliases(S3)
 # The backup options a job file may leave out and the runner fills in (the others stay unset, as before).
 FILLED_DEFAULTS = ("compression", "tags")
-SECRET_KEYS = secret_names(S3) | frozenset(("webhook_url", "healthcheck_url", "password", "pg_password",
-                                            "redis_password", "mongo_password"))
+SECRET_KEYS = secret_names(S3) | secret_names(NOTIFY) | frozenset(("password", "pg_password", "redis_password",
+                                                                   "mongo_password"))
 _URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
 # The keys of a job file the runner reads itself (besides job, kind and the options of the repository, the backup
 # and the kind): a `verify` object is the test restore's settings (_verify_settings); verify_objective is an older
@@ -155,19 +158,13 @@ def _expect(document, key, types, what, where):
     return value
 
 
-def parse_duration(value, what):
-    """Seconds from a whole number or a string such as "8d", "12h", "90m", "3600s", "1w"."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    else:
-        match = _DURATION.match(value) if isinstance(value, str) else None
-        if not match:
-            raise ConfigError("%s must be a whole number of seconds or a duration such as \"8d\", \"12h\", \"90m\", "
-                              "not %r" % (what, value))
-        seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ConfigError("%s must be more than 0, not %r" % (what, value))
-    return seconds
+def _check_in(schema, document, prefix, where):
+    """check_type of each option of `schema` set in `document` (an object of the job file), named prefix.name."""
+    for option in schema:
+        if document.get(option.name) is not None:
+            named = Option(prefix + option.name, option.type, option.default, choices=option.choices,
+                           elements=option.elements)
+            check_type(named, document[option.name], where)
 
 
 def _verify_settings(job, where):
@@ -187,21 +184,18 @@ def _verify_settings(job, where):
     if unknown:
         raise ConfigError("%s: unknown verify option(s) %s (known: %s)"
                           % (where, ", ".join(unknown), ", ".join(VERIFY_KEYS)))
-    mode = settings.get("mode") or "full"
-    if mode not in VERIFY_MODES:
-        raise ConfigError("%s: verify.mode must be one of %s, not %r" % (where, ", ".join(VERIFY_MODES), mode))
-    settings["mode"] = mode
-    _expect(settings, "scratch_dir", str, "a directory path", where + ": verify")
+    settings["mode"] = settings.get("mode") or find(VERIFY, "mode").default
+    _check_in(VERIFY_SETTINGS, settings, "verify.", where)
     if settings.get("scratch_dir") and not os.path.isabs(settings["scratch_dir"]):
         raise ConfigError("%s: verify.scratch_dir must be an absolute path, not %r" % (where, settings["scratch_dir"]))
     objective = settings.get("objective", job.get("verify_objective"))
-    settings["objective"] = parse_duration(objective, "%s: verify.objective" % where) if objective is not None \
-        else None
-    min_free = _expect(settings, "min_free_mb", int, "a whole number of MiB", where + ": verify")
+    settings["objective"] = parse_duration(objective, "%s: verify.objective" % where, positive=True) \
+        if objective is not None else None
+    min_free = settings.get("min_free_mb")
     if min_free is not None and min_free < 0:
         raise ConfigError("%s: verify.min_free_mb must be 0 or more" % where)
     for key in ("postgres", "redis"):
-        settings[key] = dict(_expect(settings, key, dict, "an object", where + ": verify") or {})
+        settings[key] = dict(settings.get(key) or {})
     job["verify_restore"] = settings
 
 
@@ -267,7 +261,7 @@ def validate(document, name=None, where="job"):
         raise ConfigError("%s: rpo_seconds must be more than 0" % where)
     for key in ("rto", "rto_seconds"):
         if job.get(key) is not None:
-            job["rto_seconds"] = parse_duration(job[key], "%s: %s" % (where, key))
+            job["rto_seconds"] = parse_duration(job[key], "%s: %s" % (where, key), positive=True)
     _verify_settings(job, where)
     if _expect(job, "restore", dict, "an object of restore options", where):
         check_type(find(RESTORE, "skip_damaged"), job["restore"].get("skip_damaged"), where + ": restore")
@@ -297,6 +291,7 @@ def validate(document, name=None, where="job"):
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or timeout <= 0):
             raise ConfigError("%s: notify.timeout must be a number of seconds" % where)
+        _check_in(NOTIFY, notify, "notify.", where)  # the type of each, mail_from's too (the checks above say more)
     return job
 
 

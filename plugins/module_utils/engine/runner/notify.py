@@ -8,11 +8,24 @@ from email.message import EmailMessage
 
 from urllib.request import Request, build_opener
 
+from ..core.options import Option, names
+
 DEFAULT_MAIL_COMMAND = ["/usr/sbin/sendmail", "-t"]
 DEFAULT_ON = ["failure"]
 EVENTS = ("failure", "success")
 DEFAULT_TIMEOUT = 10
-NOTIFY_KEYS = ("webhook_url", "mail_to", "mail_from", "mail_command", "healthcheck_url", "on", "timeout")
+# A job file's `notify` object (jobs.validate checks it against this; the URLs count as secrets: jobs.SECRET_KEYS).
+# mail_to is an address or a list of them.
+NOTIFY = (
+    Option("webhook_url", no_log=True),
+    Option("mail_to", "raw"),
+    Option("mail_from"),
+    Option("mail_command", "list", elements="str", default=DEFAULT_MAIL_COMMAND),
+    Option("healthcheck_url", no_log=True),
+    Option("on", "list", elements="str", default=DEFAULT_ON),
+    Option("timeout", "float", default=DEFAULT_TIMEOUT),
+)
+NOTIFY_KEYS = names(NOTIFY)
 
 
 def summary(event):

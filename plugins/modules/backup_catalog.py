@@ -132,7 +132,7 @@ latest:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.catalog import COMPLETE, INVALID, list_sets
+from ansible_collections.lifeboat.backup.plugins.module_utils.engine.pipeline.catalog import COMPLETE, INCOMPLETE, INVALID, list_sets
 from ansible_collections.lifeboat.backup.plugins.module_utils.engine.core.naming import validate_job
 from ansible_collections.lifeboat.backup.plugins.module_utils.module_options import (
     REQUIRED_ONE_OF, repository_from_params, repository_spec, run_module)
@@ -140,7 +140,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils.module_options imp
 
 def main():
     spec = repository_spec()
-    spec.update(status=dict(type="list", elements="str", choices=["complete", "incomplete", "invalid"]))
+    spec.update(status=dict(type="list", elements="str", choices=[COMPLETE, INCOMPLETE, INVALID]))
     module = AnsibleModule(argument_spec=spec, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     params = module.params
 

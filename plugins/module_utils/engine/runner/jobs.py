@@ -42,8 +42,12 @@ VERIFY_KEYS = option_names(VERIFY_SETTINGS)
 S3_ALIASES = aliases(S3)
 # The backup options a job file may leave out and the runner fills in (the others stay unset, as before).
 FILLED_DEFAULTS = ("compression", "tags")
-SECRET_KEYS = secret_names(S3) | secret_names(NOTIFY) | frozenset(("password", "pg_password", "redis_password",
-                                                                   "mongo_password"))
+# Every option a schema marks no_log (the store's keys, the notify URLs, each kind's passwords), plus a bare
+# "password"; secret_paths also takes any key ending in password or _token. A connection URI (mongo_uri) is no_log
+# because it may carry a password: it is a secret when it does (_URL_WITH_PASSWORD), not otherwise.
+SECRET_KEYS = (secret_names(S3) | secret_names(NOTIFY) | frozenset(["password"]).union(
+    *(secret_names(kinds.schema(kind)) | secret_names(kinds.restore_schema(kind)) for kind in kinds.names()))) \
+    - frozenset(["mongo_uri"])
 _URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
 # The keys of a job file the runner reads itself (besides job, kind and the options of the repository, the backup
 # and the kind): a `verify` object is the test restore's settings (_verify_settings); verify_objective is an older

@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-from tests.unit.plugins.modules.test_kind_schemas import MODULES, argument_spec_of
+from support.module_spec import KIND_MODULES as MODULES, argument_spec_of
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..")
 TASKS = os.path.join(ROOT, "playbooks", "tasks")

@@ -6,36 +6,11 @@ import importlib
 
 import pytest
 
-PREFIX = "ansible_collections.lifeboat.backup.plugins."
+from support.module_spec import KIND_MODULES, PREFIX, argument_spec_of
+
 ENGINE = PREFIX + "module_utils.engine."
 
-# kind: (backup module, restore module)
-MODULES = {
-    "sqlite": ("sqlite_backup", "sqlite_restore"),
-    "postgres": ("pg_dump_s3", "pg_restore_s3"),
-    "redis": ("redis_backup", "redis_restore"),
-    "mongo": ("mongo_dump", "mongo_restore"),
-    "directory": ("dir_snapshot", "dir_restore"),
-}
-
-
-class Captured(Exception):
-    def __init__(self, kwargs):
-        super(Captured, self).__init__("AnsibleModule called")
-        self.kwargs = kwargs
-
-
-def argument_spec_of(name, monkeypatch):
-    """The argument_spec main() gives AnsibleModule (it raises before anything runs)."""
-    module = importlib.import_module(PREFIX + "modules." + name)
-
-    def fake_module(**kwargs):
-        raise Captured(kwargs)
-
-    monkeypatch.setattr(module, "AnsibleModule", fake_module)
-    with pytest.raises(Captured) as captured:
-        module.main()
-    return captured.value.kwargs["argument_spec"]
+MODULES = KIND_MODULES
 
 
 def engine(name):

@@ -8,28 +8,10 @@ import os
 import pytest
 import yaml
 
-PREFIX = "ansible_collections.lifeboat.backup.plugins."
+from support.module_spec import PREFIX, capture
+
 MODULES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "modules")
 NAMES = sorted(f[:-3] for f in os.listdir(MODULES) if f.endswith(".py") and not f.startswith("_"))
-
-
-class Captured(Exception):
-    def __init__(self, kwargs):
-        super(Captured, self).__init__("AnsibleModule called")
-        self.kwargs = kwargs
-
-
-def capture(name, monkeypatch):
-    """The keyword arguments main() gives AnsibleModule (it raises before anything runs)."""
-    module = importlib.import_module(PREFIX + "modules." + name)
-
-    def fake_module(**kwargs):
-        raise Captured(kwargs)
-
-    monkeypatch.setattr(module, "AnsibleModule", fake_module)
-    with pytest.raises(Captured) as captured:
-        module.main()
-    return module, captured.value.kwargs
 
 
 def redis_spec(name):

@@ -11,6 +11,7 @@ What it does like a real API server:
 - metadata: uid, resourceVersion (a no-op write keeps it), creationTimestamp, generation (workloads, Jobs, CronJobs:
   bumped when anything but metadata and status changes); status kept across writes to the main resource; Secret
   stringData folded into data; a Job's pod template immutable; objects only in a Namespace that exists;
+- dryRun=All (what kubernetes.core's modules send in check mode): the answer of the write, nothing stored;
 - 401, 404, 409 (AlreadyExists, Conflict), 415 and 422 answered with Status bodies;
 - defaults on every write (`defaulted`): a few of the fields a real server fills in (CronJob suspend, pod template
   dnsPolicy, schedulerName, terminationGracePeriodSeconds, container terminationMessagePath...), so that apply
@@ -217,6 +218,7 @@ class FakeKubeApi(object):
         self.jobs_created = []   # {"namespace", "name", "workloads": {(kind, namespace, name): (spec, status)}}
         self.requests = []       # (method, path, content type)
         self.delete_options = []  # (path, propagation policy or None) of every DELETE
+        self.dry_runs = []       # (method, path) of every request with dryRun=All (nothing stored)
         self._version = 0
         self._stop = threading.Event()
         self.kinds = {}    # (group, version, plural) -> (kind, namespaced, subresources)
@@ -293,8 +295,9 @@ class FakeKubeApi(object):
             self.history.append((time.monotonic(), obj["kind"], meta.get("namespace"), meta["name"],
                                  obj["spec"].get("replicas")))
 
-    def create(self, obj, namespace=None):
-        """POST: the stored object (server fields set, defaults filled in, a Job's controller started)."""
+    def create(self, obj, namespace=None, dry_run=False):
+        """POST: the stored object (server fields set, defaults filled in, a Job's controller started); with
+        dry_run (dryRun=All) the same answer, and nothing stored or started."""
         with self.lock:
             obj = defaulted(obj)
             meta = obj.setdefault("metadata", {})
@@ -327,6 +330,8 @@ class FakeKubeApi(object):
                 self._job_admission(obj)
             if obj["kind"] == "Namespace":
                 obj["status"] = {"phase": "Active"}
+            if dry_run:
+                return obj
             self._bump(obj)
             self.objects[self._key(obj)] = obj
             self._record(obj)
@@ -350,8 +355,9 @@ class FakeKubeApi(object):
                 (obj["spec"].get("replicas"), (obj.get("status") or {}).get("replicas"))
                 for obj in self.objects.values() if obj["kind"] in WORKLOADS}
 
-    def update(self, key, new, resource_version=None):
-        """Store `new` in place of the object at `key` (PUT and PATCH): server-owned fields are kept."""
+    def update(self, key, new, resource_version=None, dry_run=False):
+        """Store `new` in place of the object at `key` (PUT and PATCH): server-owned fields are kept; with dry_run
+        the answer only."""
         with self.lock:
             old = self.objects.get(key)
             if old is None:
@@ -380,6 +386,8 @@ class FakeKubeApi(object):
             if key[1] in GENERATION_KINDS and {k: v for k, v in new.items() if k not in ("metadata", "status")} != {
                     k: v for k, v in old.items() if k not in ("metadata", "status")}:
                 meta["generation"] = old["metadata"].get("generation", 1) + 1
+            if dry_run:
+                return new
             self._bump(new)
             self.objects[key] = new
             self._record(new)
@@ -392,14 +400,18 @@ class FakeKubeApi(object):
                 obj["status"] = status
                 self._bump(obj)
 
-    def delete(self, key, policy=None):
-        """DELETE: Status Success (or the object still there when it waits on its dependents)."""
+    def delete(self, key, policy=None, dry_run=False):
+        """DELETE: Status Success (or the object still there when it waits on its dependents); with dry_run the
+        answer only."""
         with self.lock:
             obj = self.objects.get(key)
             if obj is None:
                 raise self._not_found(key[1], key[3])
             policy = policy or ("Orphan" if key[1] == "Job" else "Background")  # batch/v1 Jobs orphan by default
             uid = obj["metadata"]["uid"]
+            if dry_run:
+                return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                        "details": {"name": key[3], "kind": self._plural(key[1]), "uid": uid}}
             if policy == "Orphan":
                 for dependent in self._dependents(uid):
                     dependent["metadata"]["ownerReferences"] = [
@@ -431,6 +443,8 @@ class FakeKubeApi(object):
                         self._scale(key, obj)
 
     def _garbage_collect(self):
+        """Background: objects whose owners are all gone go. Foreground: an owner goes once its dependents are
+        gone, which go a tick before it."""
         uids = {obj["metadata"]["uid"] for obj in self.objects.values()}
         for key, obj in list(self.objects.items()):
             refs = obj["metadata"].get("ownerReferences") or []
@@ -439,7 +453,6 @@ class FakeKubeApi(object):
         for key, obj in list(self.objects.items()):
             if obj["metadata"].get("deletionTimestamp") and not self._dependents(obj["metadata"]["uid"]):
                 del self.objects[key]
-                # the dependents of an owner in foreground deletion go first
         for obj in list(self.objects.values()):
             if obj["metadata"].get("deletionTimestamp"):
                 for dependent in self._dependents(obj["metadata"]["uid"]):
@@ -609,6 +622,11 @@ class FakeKubeApi(object):
         group, version, namespace, plural, name, sub = self._route(parts)
         kind, namespaced, subresources = self.kinds[(group, version, plural)]
         apiversion = api_version(group, version)
+        dry_run = query.get("dryRun") == "All"
+        if query.get("dryRun") not in (None, "All"):
+            raise ApiError(400, "BadRequest", "invalid dry run value %s: only All is supported" % query["dryRun"])
+        if dry_run:
+            self.dry_runs.append((method, "/".join(parts)))
         if sub and sub not in subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         key = (apiversion, kind, namespace or "", name)
@@ -628,7 +646,7 @@ class FakeKubeApi(object):
             if obj.get("apiVersion") != apiversion or obj.get("kind") != kind:
                 raise ApiError(400, "BadRequest", "the body is a %s %s, not a %s" % (
                     obj.get("apiVersion"), obj.get("kind"), apiversion))
-            return 201, self.create(obj, namespace if namespaced else None), None
+            return 201, self.create(obj, namespace if namespaced else None, dry_run), None
         if name is None:
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         current = self.get(*key)
@@ -638,7 +656,7 @@ class FakeKubeApi(object):
             return 200, None, self.logs.get((namespace, name), "")
         if sub == "scale":
             return 200, self._scale_subresource(method, key, current, self._body(body, content_type)
-                                                if method in ("PUT", "PATCH") else None, content_type), None
+                                                if method in ("PUT", "PATCH") else None, content_type, dry_run), None
         if sub == "status" and method == "GET":
             return 200, current, None
         if sub == "status":
@@ -647,7 +665,7 @@ class FakeKubeApi(object):
             return 200, current, None
         if method == "PUT":
             new = self._body(body, content_type)
-            return 200, self.update(key, new, new.get("metadata", {}).get("resourceVersion")), None
+            return 200, self.update(key, new, new.get("metadata", {}).get("resourceVersion"), dry_run), None
         if method == "PATCH":
             patch = self._body(body, content_type)
             if content_type == "application/merge-patch+json":
@@ -656,23 +674,23 @@ class FakeKubeApi(object):
                 new = strategic_merge_patch(current, patch)
             elif content_type == "application/apply-patch+yaml":
                 if current is None:
-                    return 201, self.create(patch, namespace if namespaced else None), None
+                    return 201, self.create(patch, namespace if namespaced else None, dry_run), None
                 new = strategic_merge_patch(current, patch)
             else:
                 raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
                                "accepted media types include: application/json-patch+json, "
                                "application/merge-patch+json, application/apply-patch+yaml")
-            return 200, self.update(key, new, (patch.get("metadata") or {}).get("resourceVersion")), None
+            return 200, self.update(key, new, (patch.get("metadata") or {}).get("resourceVersion"), dry_run), None
         if method == "DELETE":
             options = self._body(body, "application/json") if body else {}
             policy = options.get("propagationPolicy") or query.get("propagationPolicy")
             if options.get("orphanDependents") is True or query.get("orphanDependents") == "true":
                 policy = "Orphan"
             self.delete_options.append(("/".join(parts), policy))
-            return 200, self.delete(key, policy), None
+            return 200, self.delete(key, policy, dry_run), None
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
-    def _scale_subresource(self, method, key, current, body, content_type):
+    def _scale_subresource(self, method, key, current, body, content_type, dry_run):
         if method in ("PUT", "PATCH"):
             replicas = ((body or {}).get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
@@ -681,7 +699,7 @@ class FakeKubeApi(object):
             if content_type not in ("application/merge-patch+json", "application/strategic-merge-patch+json",
                                     "application/json") and method == "PATCH":
                 raise ApiError(415, "UnsupportedMediaType", "unsupported patch type %s" % content_type)
-            current = self.update(key, dict(current, spec=dict(current["spec"], replicas=replicas)))
+            current = self.update(key, dict(current, spec=dict(current["spec"], replicas=replicas)), dry_run=dry_run)
         selector = ",".join("%s=%s" % item for item in sorted(
             ((current["spec"].get("selector") or {}).get("matchLabels") or {}).items()))
         meta = current["metadata"]

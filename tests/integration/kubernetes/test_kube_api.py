@@ -7,8 +7,9 @@ state absent leaves none of them (and the CronJobs' Jobs and Pods go with them);
 StatefulSet to 0, runs the restore Job, scales back and the database is the backed-up one; when the health check
 fails, the put-back Job brings the previous data back and the StatefulSet is scaled back; a failed restore Job
 leaves the data and scales a Deployment back; run_job.yml reads the Job's result whatever order the pod's stdout and
-stderr lines come in. What a fake cannot prove: RBAC, admission, scheduling on real nodes (see the fake's
-docstring)."""
+stderr lines come in; without a result the runbook says the outcome is unknown; --check changes nothing (the
+role's writes are server-side dry runs, the runbook reports its plan). What a fake cannot prove: RBAC, admission,
+scheduling on real nodes (see the fake's docstring)."""
 
 import base64
 import http.server
@@ -483,3 +484,67 @@ def test_run_job_reads_the_result_whatever_order_the_log_has(tmp_path, collectio
         assert [pod["metadata"]["labels"]["job-name"] for pod in pods] == ["lifeboat-app-db-restore"]
     finally:
         api.close()
+
+
+def scripted_restore(tmp_path, collections, job_runner, check=False):
+    """The restore playbook against a fake API whose Jobs run `job_runner` (no podman), with a StatefulSet app of
+    2 replicas in namespace default. Returns (the finished ansible-playbook, the fake, stopped)."""
+    api = FakeKubeApi(str(tmp_path), job_runner=job_runner)
+    api.create({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "app", "namespace": "default"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "app"}}, "template": {
+                    "metadata": {"labels": {"app": "app"}}, "spec": {"containers": [{"name": "app", "image": "app"}]}}}})
+    try:
+        assert wait_for(lambda: (api.get("apps/v1", "StatefulSet", "default", "app").get("status") or {}).get(
+            "readyReplicas") == 2)
+        ansible = AnsibleRunner(str(tmp_path / "ansible"), collections)
+        variables = {"kubernetes_schedule_kubeconfig": api.kubeconfig, "kubernetes_schedule_image": "runner",
+                     "kubernetes_schedule_jobs": [{"name": "app-db", "schedule": "@daily", "job": {
+                         "kind": "sqlite", "path": "/data/app.db", "s3": {"bucket": "backups"}},
+                         "volumes": [{"claim": "data-app-0", "mount_path": "/data"}]}],
+                     "lifeboat_k8s_job": "app-db", "lifeboat_k8s_workload_name": "app",
+                     "lifeboat_k8s_health_retries": 3, "lifeboat_k8s_health_delay": 1, "lifeboat_k8s_timeout": 60}
+        return ansible.playbook(RESTORE_PLAYBOOK, extra_vars=variables, check=check), api
+    finally:
+        api.close()
+
+
+def job_deleted_while_running(api, job, pod):
+    api.delete(("batch/v1", "Job", pod["metadata"]["namespace"], job["metadata"]["name"]), "Background")
+    return 137, ""
+
+
+@pytest.mark.parametrize("job_runner", [lambda *args: (137, "Killed\n"), job_deleted_while_running],
+                         ids=["no result in the log", "Job deleted while it ran"])
+def test_restore_without_a_result_says_the_outcome_is_unknown(tmp_path, collections, job_runner):
+    """A restore pod killed past the swap prints no result: the runbook must not claim the data is untouched."""
+    proc, api = scripted_restore(tmp_path, collections, job_runner)
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    assert "Whether the live data was replaced is unknown (the restore Job left no result)" in proc.stdout, (
+        proc.stdout[-4000:])
+    assert "The live data was not replaced" not in proc.stdout
+    assert "The workload was scaled back to 2." in proc.stdout
+    assert [entry[4] for entry in api.history][-2:] == [0, 2]
+    assert recap(proc.stdout)[2] == 1
+
+
+def test_check_mode_changes_nothing(cluster, tmp_path, collections):
+    """--check: the role's objects go to the server as dry runs only; the restore runbook reports its plan and
+    stops (a dry-run Job does not exist to be waited for), without scaling."""
+    api = cluster["api"]
+    api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dry"}})
+    settings = dict(cluster["settings"], kubernetes_schedule_namespace="dry")
+    dry_runs = len(api.dry_runs)
+    proc = cluster["ansible"].playbook(cluster["play"], extra_vars=settings, check=True)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert recap(proc.stdout)[1] == 1  # the apply task, changed as it would be
+    assert api.list(None, None, "dry") == []
+    assert [method for method, _path in api.dry_runs[dry_runs:]] == ["POST"] * 3
+    restores = len(api.jobs_created)
+    history = len(api.history)
+    proc = cluster["ansible"].playbook(RESTORE_PLAYBOOK, extra_vars=restore_variables(cluster), check=True,
+                                       timeout=120)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert ("check mode, nothing was changed: the restore would scale StatefulSet app from 2 to 0, run the Job "
+            "lifeboat-app-db-restore (job app-db, backup latest), scale back to 2") in proc.stdout, proc.stdout[-4000:]
+    assert len(api.jobs_created) == restores and len(api.history) == history
+    assert recap(proc.stdout)[1] == 0

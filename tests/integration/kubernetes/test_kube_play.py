@@ -170,14 +170,18 @@ def test_backup_pod_makes_a_complete_set_in_s3(deployment, moto, pushgateway, jo
 
 
 def test_the_encrypted_set_is_age_ciphertext(deployment, moto):
-    ((_set_id, objects),) = stored_sets(moto, deployment["bucket"], "app-db-age").items()
+    sets = stored_sets(moto, deployment["bucket"], "app-db-age")
+    assert len(sets) == 1, sorted(sets)
+    objects = next(iter(sets.values()))
     manifest = json.loads(objects.pop("manifest.json"))
     assert manifest["encryption"]
     data = objects[manifest["data"]]
     assert data.startswith(AGE_MAGIC)
     assert SQLITE_MAGIC not in data and ZSTD_MAGIC not in data[:4096]
     # the plain job's set of the same database is zstd, so the difference is the encryption
-    ((_set_id, plain),) = stored_sets(moto, deployment["bucket"], "app-db").items()
+    plain_sets = stored_sets(moto, deployment["bucket"], "app-db")
+    assert len(plain_sets) == 1, sorted(plain_sets)
+    plain = next(iter(plain_sets.values()))
     assert plain[json.loads(plain["manifest.json"])["data"]].startswith(ZSTD_MAGIC)
 
 

@@ -37,9 +37,9 @@ class RedisPod(object):
         self.pod = kube.name("redis")
         self.container = "%s-redis" % self.pod
         auth = kube.env_secret("redis-auth", {"REDIS_PASSWORD": password})
-        # requirepass from the Secret through stdin (printf is the shell's own): never in an argv
-        script = ('printf "requirepass %%s\\n" "$REDIS_PASSWORD" | exec redis-server - --bind 127.0.0.1 --port '
-                  '%d --dir /data --appendonly no' % self.port)
+        # requirepass from the Secret through stdin (a here-document): never in an argv; redis-server is PID 1
+        script = ('exec redis-server - --bind 127.0.0.1 --port %d --dir /data --appendonly no <<EOF\n'
+                  'requirepass $REDIS_PASSWORD\nEOF\n' % self.port)
         manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": self.pod, "labels": {"app": "redis"}},
                     "spec": {"hostNetwork": True, "restartPolicy": "Always",
                              "securityContext": {"runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID},
@@ -175,8 +175,8 @@ def test_restore_pod_restarts_the_redis_workload_on_the_set(deployment, kube):
 
 def test_a_restart_command_that_restarts_nothing_leaves_the_previous_data(deployment, kube):
     """redis-cli exits 0 on an error reply: without REDISCLI_AUTH its SHUTDOWN is refused (NOAUTH) and nothing
-    restarts. The engine sees the same run_id after start_timeout, puts the previous RDB back and brings the save
-    points back: the server never stopped serving the data of before."""
+    restarts. The engine sees the same run_id for start_timeout, puts the previous RDB back without a second
+    restart and brings the save points back: the server never stopped serving the data of before."""
     redis, data_path = deployment["redis"], deployment["data_path"]
     secret = "lifeboat-job-%s" % JOB
     files = deployment["job_files"]
@@ -194,6 +194,8 @@ def test_a_restart_command_that_restarts_nothing_leaves_the_previous_data(deploy
     result = runner_json(log)
     assert result["status"] == "failed", result
     assert "restart_command did not restart it" in result["error"], result
+    assert "the previous RDB was put back and Redis, never restarted, still serves the data of before" in \
+        result["error"], result
     assert redis.restarts() == restarts and redis.info("run_id") == run_id
     assert redis.cli("DBSIZE") == "30" and redis.cli("GET", "before:29") == "value 29"
     assert redis.cli("CONFIG", "GET", "save").splitlines()[1] == "3600 1 300 100 60 10000"  # put back too

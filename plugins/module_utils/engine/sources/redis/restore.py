@@ -78,13 +78,15 @@ class _Server(object):
         """Connect once the restarted server (a new run_id) answers and has loaded its data; returns
         (INFO keyspace, INFO persistence)."""
         deadline = time.monotonic() + self.start_timeout
-        last_error = None
+        last_error = reason = None
         while time.monotonic() < deadline:
             try:
                 with self.connect() as client:
                     if old_run_id and client.info("server").get("run_id") == old_run_id:
                         raise SourceError("the server answering is still the one from before the restart "
-                                          "(same run_id): restart_command did not restart it", reason="old")
+                                          "(same run_id): restart_command did not restart it (redis-cli exits 0 "
+                                          "even when the server refuses its SHUTDOWN, e.g. NOAUTH without "
+                                          "REDISCLI_AUTH)", reason="old")
                     info = client.info("persistence")
                     if info.get("loading") == "1":
                         raise SourceError("Redis is still loading its data", reason="loading")
@@ -92,12 +94,13 @@ class _Server(object):
             except SourceError as exc:
                 if exc.details.get("reason") == "auth":
                     raise
-                last_error = exc.msg
+                last_error, reason = exc.msg, exc.details.get("reason")
             except (ProtocolError, RespError) as exc:
-                last_error = str(exc)
+                last_error, reason = str(exc), None
             time.sleep(0.2)
+        # reason "old": the server from before still answers, so it never stopped and never loaded the placed file
         raise RestoreError("Redis did not come back within start_timeout (%s s) after the restart: %s"
-                           % (self.start_timeout, last_error))
+                           % (self.start_timeout, last_error), not_restarted=reason == "old")
 
 
 def restore_redis(repository, job, connection, backup="latest", before=None, identity_file=None, rdb_path=None,
@@ -173,6 +176,11 @@ def restore_redis(repository, job, connection, backup="latest", before=None, ide
             _restart(argv, start_timeout)
             actual, persistence = server.wait_ready(old_run_id)
         except (RestoreError, ToolError, SourceError) as exc:
+            if exc.details.get("not_restarted"):
+                # the server from before runs on: no second restart, the file under it goes back as it was
+                swap.rollback()
+                raise RestoreError("%s; the previous RDB was put back and Redis, never restarted, still serves the "
+                                   "data of before. Fix restart_command and run again" % exc.msg)
             raise RestoreError("%s; %s" % (getattr(exc, "msg", str(exc)),
                                            _put_back(server, swap, argv, start_timeout, live)))
         if _saved_over(target, placed, persistence):

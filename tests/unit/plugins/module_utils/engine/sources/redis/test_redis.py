@@ -10,7 +10,7 @@ from engine.sources.redis import keys as redis_keys
 from engine.sources.redis import kind as redis_kind
 from engine.sources.redis import rdb as redis_rdb
 from engine.sources.redis import restore as redis_restore
-from engine.core.errors import IntegrityError, SourceError
+from engine.core.errors import IntegrityError, RestoreError, SourceError
 from engine.sources.redis.resp import Parser, ProtocolError, RespError, encode_command, keyspace, parse_info
 
 
@@ -269,6 +269,33 @@ def test_quiet_shutdown_turns_every_saving_shutdown_off_and_back():
     old = ConfigServer({"save": "900 1"})  # Redis 6: no shutdown-on-sigterm
     redis_restore._quiet_shutdown(old, {})
     assert old.config == {"save": ""}
+
+
+class RunIdServer(redis_restore._Server):
+    """_Server whose connect answers INFO with a fixed run_id, or is refused (run_id None)."""
+
+    def __init__(self, run_id):
+        super(RunIdServer, self).__init__({"host": "127.0.0.1", "port": 6379}, 0.3)
+        self.fixed = run_id
+
+    def connect(self):
+        if self.fixed is None:
+            raise SourceError("connection refused", reason="connect")
+        server = ConfigServer({})
+        server.info = lambda section: {"run_id": self.fixed, "loading": "0"}
+        return server
+
+
+def test_wait_ready_tells_a_server_never_restarted_from_one_not_back():
+    """The server from before still answering (same run_id) never loaded the placed file: not_restarted, so the
+    restore puts the file back without a second restart; a server that does not answer may be anywhere."""
+    with pytest.raises(RestoreError) as same:
+        RunIdServer("a" * 40).wait_ready("a" * 40)
+    assert same.value.details["not_restarted"] is True
+    assert "restart_command did not restart it" in same.value.msg and "REDISCLI_AUTH" in same.value.msg
+    with pytest.raises(RestoreError) as down:
+        RunIdServer(None).wait_ready("a" * 40)
+    assert down.value.details["not_restarted"] is False and "connection refused" in down.value.msg
 
 
 def test_saved_over_tells_a_shutdown_save_from_a_later_one(tmp_path):

@@ -97,6 +97,18 @@ def kept_for(aside):
     return target if mark and target and _ASIDE_STAMP.match(stamp) else None
 
 
+def check_kept_aside(target, previous):
+    """Refuse (ConfigError) a `previous` that is not exactly <target>.lifeboat-prev-<UTC time>[-<hex>] for the
+    absolute, normalised `target`: a put-back's `previous` is untrusted input (it comes back through a log)."""
+    if not isinstance(target, str) or not os.path.isabs(target) or os.path.normpath(target) != target \
+            or target == "/":
+        raise ConfigError("target %r is not a normalised absolute path" % (target,))
+    if not isinstance(previous, str) or not re.fullmatch(
+            re.escape(target + ASIDE_MARK) + r"[0-9]{8}T[0-9]{6}Z(-[0-9a-f]{4,16})?", previous):
+        raise ConfigError("%r is not the kept-aside copy of %s (<target>%s<time>); nothing was changed"
+                          % (previous, target, ASIDE_MARK))
+
+
 def keep_aside(original, kept):
     """Make `kept` a second name of `original` (a hard link), or an exclusive copy where the filesystem has
     no hard links. Never replaces anything: raises FileExistsError when `kept` exists."""

@@ -17,7 +17,7 @@ from .commands import COMMANDS
 from .context import (DEFAULT_CONFIG_DIR, DEFAULT_STATE_DIR, EX_FAILURE, EX_OK, EX_TEMPFAIL, EX_USAGE, Busy,
                       Context, exit_code, unexpected)
 
-AUDITED = ("run", "prune", "verify", "restore")
+AUDITED = ("run", "prune", "verify", "restore", "put-back")
 
 
 SKIP_DAMAGED_HELP = ("with latest/--before, pass over damaged sets that may be newer (each is named in a warning) "
@@ -85,6 +85,16 @@ def build_parser():
                          help="download and verify the set without touching the target")
     restore.add_argument("--skip-damaged", action="store_true",
                          help=SKIP_DAMAGED_HELP + " (or \"skip_damaged\": true in the job file's restore object)")
+
+    put_back = sub.add_parser("put-back", parents=[common, output],
+                              help="undo a restore whose data was rejected: put back the data it kept aside")
+    put_back.add_argument("job")
+    put_back.add_argument("--previous", required=True, metavar="NAME",
+                          help="what the restore kept aside, as it reported it in `previous` "
+                               "(<target>.lifeboat-prev-<time>, PostgreSQL <database>_lbprev_<hex>)")
+    put_back.add_argument("--to", metavar="TARGET",
+                          help="where the restore went (default: the job's restore target, as restore computes it)")
+    put_back.add_argument("--dry-run", action="store_true", help="check the names without changing anything")
 
     job_list = sub.add_parser("jobs", parents=[common, output], help="list and validate the job files")
     del job_list

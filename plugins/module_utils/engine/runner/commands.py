@@ -1,4 +1,4 @@
-"""The runner's commands (run, prune, list, verify, restore, jobs): each loads the job file, calls the engine,
+"""The runner's commands (run, prune, list, verify, restore, put-back, jobs): each loads the job file, calls the engine,
 prints what happened and records it in the audit log. COMMANDS maps a command name to its function."""
 
 import contextlib
@@ -305,6 +305,47 @@ def cmd_restore(ctx, args):
     return EX_OK
 
 
+def cmd_put_back(ctx, args):
+    """Undo a restore whose data was rejected: the kind's put_back_from_options with the job's options (those of
+    its restore object over its own, as restore reads them) and the untrusted --previous, checked by the kind."""
+    name = validate_job(args.job)
+    job = jobs.load(ctx.config_dir, name)
+    started = time.monotonic()
+    try:
+        module = kinds.load(job["kind"])
+        hook = kinds.put_back_hook(job["kind"], module)
+        options = dict(job)
+        options.update(job.get("restore") or {})
+        ctx.console.info("%sput-back of job %s (%s): %s" % ("dry-run " if args.dry_run else "", name, job["kind"],
+                                                            args.previous))
+        result = hook(options, args.previous, target=args.to, check_mode=args.dry_run)
+    except LifeboatError as exc:
+        ctx.console.error("put-back of job %s failed: %s" % (name, exc.msg))
+        ctx.record("put-back", name, "failed", started, error=exc.msg, notify_config=job.get("notify"),
+                   dry_run=args.dry_run)
+        if ctx.json:
+            ctx.output({"status": "failed", "error": exc.msg})
+        return exit_code(exc)
+    except Exception as exc:  # pylint: disable=broad-except
+        error = unexpected(ctx, exc)
+        ctx.record("put-back", name, "failed", started, error=error, notify_config=job.get("notify"),
+                   dry_run=args.dry_run)
+        if ctx.json:
+            ctx.output({"status": "failed", "error": error})
+        return EX_FAILURE
+    ctx.console.info("%s %s back at %s%s" % (
+        "would put (dry run, nothing changed)" if args.dry_run else "put", result["previous"], result["restored_to"],
+        "; rejected restore %s: %s" % ("to remove" if args.dry_run else "removed", ", ".join(
+            result["removed"])) if result.get("removed") else ""))
+    for warning in result.get("warnings") or []:
+        ctx.console.warn(warning)
+    ctx.record("put-back", name, "ok", started, notify_config=job.get("notify"), dry_run=args.dry_run,
+               restored_to=result["restored_to"], previous=result["previous"])
+    if ctx.json:
+        ctx.output(dict(result, status="ok", dry_run=args.dry_run))
+    return EX_OK
+
+
 def cmd_jobs(ctx, args):
     rows = []
     code = EX_OK
@@ -338,4 +379,4 @@ def _describe_repository(job):
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "prune": cmd_prune, "verify": cmd_verify, "restore": cmd_restore,
-            "jobs": cmd_jobs}
+            "put-back": cmd_put_back, "jobs": cmd_jobs}

@@ -2,7 +2,7 @@
 (sources/<kind>/verify.py), both loaded lazily by name.
 
 What a kind module and its verify hook must provide is written in protocol.py (Kind: ``source_from_options``,
-``restore_from_options``, optional ``RESTORE_TARGET``; KindVerify: ``test_restore``, optional ``MODES`` and
+``restore_from_options``, ``put_back_from_options``, optional ``RESTORE_TARGET``; KindVerify: ``test_restore``, optional ``MODES`` and
 ``STAGES_TO_SCRATCH``; Source: what the backup pipeline calls on a source). Kinds are imported only when a job
 needs one, so a host without pymongo can still run SQLite jobs; ``load`` checks the kind module has what REQUIRED
 names, ``verify_hook`` returns its ``test_restore``, through which ``pipeline/verify.verify_set`` dispatches,
@@ -32,7 +32,7 @@ DEFAULT_RESTORE_TARGET = {
     "mongo": "database",
 }
 
-REQUIRED = ("source_from_options", "restore_from_options")
+REQUIRED = ("source_from_options", "restore_from_options", "put_back_from_options")
 
 VERIFY_HOOKS = {
     "sqlite": ".sqlite.verify",
@@ -76,6 +76,15 @@ def restore_target(kind, module=None):
         raise ConfigError("kind %s does not say where a restore goes, so --to cannot be used: set the target "
                           "option in the job file's \"restore\" object instead" % kind)
     return target
+
+
+def put_back_hook(kind, module):
+    """`put_back_from_options` of the kind module `module`; ConfigError when the kind has no put-back."""
+    hook = getattr(module, "put_back_from_options", None)
+    if not callable(hook):
+        raise ConfigError("kind %s has no put-back: its previous data, if the restore kept any, is put back by hand "
+                          "(docs/runner.md)" % kind)
+    return hook
 
 
 def verify_module(kind):

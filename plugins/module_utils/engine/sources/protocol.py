@@ -89,6 +89,21 @@ class Kind(object):
         `verification` and `warnings` (a list of strings). Raises LifeboatError saying what failed."""
         raise NotImplementedError
 
+    @staticmethod
+    def put_back_from_options(options, previous, target=None, check_mode=False):
+        """`lifeboat put-back` (kinds.put_back_hook): undo a restore whose data was rejected (a failed
+        health check), from what restore_from_options kept aside and returned as `previous`. `target`: where the
+        restore went (default: the job's, as restore_from_options resolves it). `previous` is untrusted (it comes
+        back through a log): it must be exactly the name the restore makes for that target
+        (<target>.lifeboat-prev-<UTC time>[-<hex>], PostgreSQL <database>_lbprev_<hex>), a symlink is never
+        followed, and only those exact names are renamed or removed; anything else is a ConfigError before
+        anything changes. check_mode: check, change nothing. A kind whose restore keeps nothing aside raises
+        ConfigError saying so.
+
+        Returns {'status': 'ok', 'restored_to', 'previous', 'removed' (what of the rejected restore is gone),
+        'changed'} and as they apply `warnings` and the kind's own keys. Raises LifeboatError saying what failed."""
+        raise NotImplementedError
+
 
 class KindVerify(object):
     """What a kind's verify module (sources/<kind>/verify.py, loaded by kinds.verify_hook) provides: the test

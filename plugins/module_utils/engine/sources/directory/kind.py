@@ -6,7 +6,10 @@ it against the manifest, then swaps it into place keeping the previous tree asid
 This is the entry the kinds registry loads; the tar format is in archive.py, the backup side in snapshot.py, the
 hardened extractor in extract.py, the restore in restore.py and the test restore in verify.py."""
 
+import os
+
 from . import options as schemas
+from .put_back import put_back_directory
 from .restore import restore_directory
 from .snapshot import DirectorySource
 
@@ -30,3 +33,11 @@ def restore_from_options(repository, options, check_mode=False):
                              numeric_owner=options.get("numeric_owner", False),
                              keep_setuid=options.get("keep_setuid", False), tmp_dir=options.get("tmp_dir"),
                              check_mode=check_mode)
+
+
+def put_back_from_options(options, previous, target=None, check_mode=False):
+    """Kind contract: put the tree a restore kept aside (`previous`) back at `target` (absolute, normalised), by
+    default the job's path as restore_from_options resolves it; returns put_back_directory's result."""
+    if target is None:
+        target = os.path.realpath(os.path.abspath(os.path.expanduser(options["path"])))
+    return put_back_directory(target, previous, check_mode=check_mode)

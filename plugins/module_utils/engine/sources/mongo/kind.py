@@ -2,6 +2,7 @@
 (dump.py) from mongo_dump's option names and runs restore_mongo (restore.py) with mongo_restore's, so the runner
 and the modules share one translation of options. The kind's test restore is verify.py."""
 
+from ...core.errors import ConfigError
 from . import options as schemas
 from .clients import DEFAULT_TIMEOUT_MS
 from .dump import MongoSource
@@ -33,3 +34,10 @@ def restore_from_options(repository, options, check_mode=False):
                          server_selection_timeout_ms=options.get("server_selection_timeout_ms") or DEFAULT_TIMEOUT_MS,
                          tmp_dir=options.get("tmp_dir"), allow_javascript=bool(options.get("allow_javascript")),
                          check_mode=check_mode)
+
+
+def put_back_from_options(options, previous, target=None, check_mode=False):
+    """Kind contract: a MongoDB restore keeps nothing aside (mongorestore writes into the live databases), so there is
+    nothing to put back: ConfigError."""
+    raise ConfigError("kind mongo has no put-back: a MongoDB restore keeps no previous data aside; restore an older "
+                      "set instead")

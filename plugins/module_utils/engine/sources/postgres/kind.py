@@ -6,11 +6,15 @@ restore.py (the restore side), swap.py (safe_swap and put_back), script.py and l
 psql), verify.py (the test restore of backup_verify) and options.py (the options).
 """
 
-from .connection import Connection
+import re
+
+from ...core.errors import ConfigError
+from .connection import MAX_IDENTIFIER, Connection
 from .dump import PostgresSource
 from .restore import PostgresRestore
+from .swap import put_back
 
-__all__ = ("RESTORE_TARGET", "restore_from_options", "source_from_options")
+__all__ = ("RESTORE_TARGET", "put_back_from_options", "restore_from_options", "source_from_options")
 
 RESTORE_TARGET = "database"
 
@@ -36,6 +40,27 @@ def restore_from_options(repository, options, check_mode=False):
         restore_globals=options.get("restore_globals", False), verify=options.get("verify", True),
         analyze=options.get("analyze", True))
     return restore.run(check_mode=check_mode)
+
+
+def put_back_from_options(options, previous, target=None, check_mode=False):
+    """Kind contract: undo a safe_swap restore of `target` (default: the job's database) with the job's
+    connection: `previous`, exactly the <database>_lbprev_<6 hex> the swap named (untrusted: it comes back through
+    a log), takes the name back and the rejected restore is dropped (swap.put_back). Returns the runner's result."""
+    database = target if target is not None else options.get("database")
+    if not database:
+        raise ConfigError("the job names no database to put back: set database in the job file or pass --to")
+    base = database.encode("utf-8")[:MAX_IDENTIFIER - len("_lbprev_") - 6].decode("utf-8", "ignore")
+    if not isinstance(previous, str) or not re.fullmatch(re.escape(base) + "_lbprev_[0-9a-f]{6}", previous):
+        raise ConfigError("%r is not a database that a safe_swap restore of %s kept (%s_lbprev_<hex>); nothing was "
+                          "changed" % (previous, database, base))
+    done = put_back(Connection.from_options(options), database, previous,
+                    terminate_connections=options.get("terminate_connections", False), check_mode=check_mode)
+    result = {"status": "ok", "restored_to": database, "previous": previous, "rejected": done["rejected"],
+              "removed": [done["rejected"]] if done["rejected_dropped"] or (check_mode and done["rejected"]) else [],
+              "changed": done["changed"]}
+    if done.get("warnings"):
+        result["warnings"] = done["warnings"]
+    return result
 
 
 # protocol.Kind: the schemas of its options (options.py: the connection's with the dump's, or with the restore's).

@@ -4,7 +4,10 @@ restore with an atomic swap that keeps the previous database aside.
 This is the entry the kinds registry loads; the backup side is in snapshot.py, the restore in restore.py and the
 test restore in verify.py."""
 
+import os
+
 from . import options as schemas
+from .put_back import put_back_sqlite
 from .restore import restore_sqlite
 from .snapshot import SqliteSource
 
@@ -25,3 +28,11 @@ def restore_from_options(repository, options, check_mode=False):
                           identity_file=(options.get("encryption") or {}).get("age_identity_file"),
                           owner=options.get("owner"), group=options.get("group"), mode=options.get("mode"),
                           keep_previous=options.get("keep_previous", True), check_mode=check_mode)
+
+
+def put_back_from_options(options, previous, target=None, check_mode=False):
+    """Kind contract: put the database a restore kept aside (`previous`) back at `target` (absolute, normalised),
+    by default the job's path as restore_from_options resolves it; returns put_back_sqlite's result."""
+    if target is None:
+        target = os.path.abspath(os.path.expanduser(options["path"]))
+    return put_back_sqlite(target, previous, check_mode=check_mode)

@@ -399,7 +399,12 @@ def test_failed_health_check_puts_the_previous_data_back(cluster):
     assert kept_aside(cluster["app_path"]) == aside_before
     assert not [name for name in os.listdir(cluster["app_path"]) if name.startswith("app.db-")]
     assert os.stat(cluster["app_db"]).st_uid == RUNNER_UID
-    assert json.loads(api.job_log(NAMESPACE, "lifeboat-app-db-put-back").strip().splitlines()[-1])["status"] == "ok"
+    # the runner's `put-back --json` result: the last JSON document of the log (its stderr lines may follow it)
+    lines = api.job_log(NAMESPACE, "lifeboat-app-db-put-back").strip().splitlines()
+    start = max(index for index, line in enumerate(lines) if line.startswith("{"))
+    result = json.JSONDecoder().raw_decode("\n".join(lines[start:]))[0]
+    assert (result["status"], result["restored_to"]) == ("ok", "/data/app/app.db")
+    assert result["previous"].startswith("/data/app/app.db.lifeboat-prev-") and result["removed"][0] == "/data/app/app.db"
 
 
 def test_failed_restore_job_leaves_the_live_data_and_scales_back(cluster):

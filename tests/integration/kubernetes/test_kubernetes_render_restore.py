@@ -1,14 +1,13 @@
 """playbooks/kubernetes_restore.yml without a cluster: the restore Job it renders (lifeboat_k8s_render_dir) is
 valid for the Kubernetes API and runs the backup CronJob's pod template with args restore; the put-back Job it runs
-after a failed health check is valid too, and its script puts the kept-aside data back and nothing else; the Job
-result is read from the runner's --json output. The `runner` and `rendered` fixtures are in conftest.py."""
+after a failed health check is valid too and runs the same pod with args `put-back <job> --previous ... --json` (what
+the runner's put-back does is tested in tests/unit/plugins/module_utils/engine/sources/{sqlite,directory} and
+runner/); the Job result is read from the runner's --json output. The `runner` and `rendered` fixtures are in
+conftest.py."""
 
 import copy
 import json
 import os
-import sqlite3
-import subprocess
-import sys
 
 import pytest
 
@@ -16,7 +15,6 @@ from kube_pods import pod_template
 from support.ansible import REPO
 from support.kubernetes_render import SETTINGS, encrypted_settings, render_restore_job, validate
 
-PUT_BACK = os.path.join(REPO, "roles", "kubernetes_schedule", "files", "put_back.py")
 ROLE_TASKS_PLAY = """\
 - name: Run a task file of the kubernetes_schedule role
   hosts: localhost
@@ -81,7 +79,7 @@ def test_the_restore_job_is_valid_and_runs_the_backup_pod_template_with_args_res
     assert template == expected
 
 
-def test_the_put_back_job_is_valid_and_runs_the_put_back_script_on_the_same_volumes(
+def test_the_put_back_job_is_valid_and_runs_the_runners_put_back_on_the_same_volumes(
         runner, schedule_objects, tmp_path):
     previous = "/chroma.lifeboat-prev-20261122T020000Z-0123abcd"
     job = role_task_fact(runner, tmp_path, "restore_job.yml", "_kubernetes_schedule_restore_object", dict(
@@ -89,11 +87,15 @@ def test_the_put_back_job_is_valid_and_runs_the_put_back_script_on_the_same_volu
         _kubernetes_schedule_put_back={"kind": "directory", "target": "/chroma", "previous": previous}))
     validate(job)
     assert job["metadata"]["name"] == "lifeboat-chroma-put-back"
+    assert job["spec"]["backoffLimit"] == 0
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    with open(PUT_BACK) as handle:
-        assert container["command"] == ["/usr/bin/python3", "-I", "-c", handle.read().rstrip("\n")]
-    assert container["args"] == ["directory", "/chroma", previous]
+    # the image's entrypoint (the runner), the job's own target from its job file: only `previous` comes from the log
+    assert "command" not in container
+    assert container["args"] == ["--config-dir", "/etc/lifeboat", "--state-dir", "/var/lib/lifeboat",
+                                 "put-back", "chroma", "--previous", previous, "--json"]
     backup = backup_pod_template(schedule_objects, "chroma")["spec"]
+    assert container["image"] == backup["containers"][0]["image"]
+    assert container["envFrom"] == backup["containers"][0]["envFrom"]  # the job's credentials (PostgreSQL login)
     assert job["spec"]["template"]["spec"]["securityContext"] == backup["securityContext"]
     assert container["securityContext"] == backup["containers"][0]["securityContext"]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
@@ -149,81 +151,6 @@ def test_the_job_result_is_the_last_json_document_of_its_log(runner, tmp_path, l
     assert proc.returncode == 0, proc.stdout
     with open(dest) as handle:
         assert json.load(handle) == expected
-
-
-def put_back(kind, target, previous):
-    with open(PUT_BACK) as handle:
-        script = handle.read()
-    proc = subprocess.run([sys.executable, "-I", "-c", script, kind, target, previous], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=60, check=False)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc.returncode, json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def make_db(path, value):
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE t (v TEXT)")
-    conn.execute("INSERT INTO t VALUES (?)", (value,))
-    conn.commit()
-    conn.close()
-
-
-def read_db(path):
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT v FROM t").fetchone()[0]
-    finally:
-        conn.close()
-
-
-def test_put_back_renames_the_kept_sqlite_database_back_and_drops_the_restored_journal(tmp_path):
-    target = str(tmp_path / "app.db")
-    previous = target + ".lifeboat-prev-20261122T020000Z-0123abcd"
-    make_db(target, "restored")
-    make_db(previous, "previous")
-    (tmp_path / "app.db-wal").write_bytes(b"stale journal of the restored database")
-    code, result = put_back("sqlite", target, previous)
-    assert (code, result["status"]) == (0, "ok")
-    assert read_db(target) == "previous"
-    assert not os.path.exists(previous) and not os.path.exists(target + "-wal")
-
-
-def test_put_back_swaps_the_kept_directory_back_and_removes_the_rejected_one(tmp_path):
-    target = str(tmp_path / "chroma")
-    previous = target + ".lifeboat-prev-20261122T020000Z"
-    os.makedirs(os.path.join(target, "restored"))
-    os.makedirs(os.path.join(previous, "index"))
-    (tmp_path / "chroma.lifeboat-prev-20261122T020000Z" / "index" / "a.bin").write_bytes(b"old data")
-    code, result = put_back("directory", target, previous)
-    assert (code, result["status"]) == (0, "ok")
-    assert sorted(os.listdir(target)) == ["index"]
-    assert (tmp_path / "chroma" / "index" / "a.bin").read_bytes() == b"old data"
-    assert sorted(os.listdir(str(tmp_path))) == ["chroma"]
-
-
-@pytest.mark.parametrize("previous", ["{target}.bak", "/etc/passwd", "{target}.lifeboat-prev-20261122T020000Z/../x",
-                                      "{target}2.lifeboat-prev-20261122T020000Z"])
-def test_put_back_refuses_anything_but_the_targets_kept_aside_copy(tmp_path, previous):
-    target = str(tmp_path / "app.db")
-    make_db(target, "restored")
-    previous = previous.format(target=target)
-    if previous.startswith(str(tmp_path)) and ".." not in previous:
-        make_db(previous, "previous")
-    code, result = put_back("sqlite", target, previous)
-    assert (code, result["status"]) == (1, "failed")
-    assert read_db(target) == "restored"
-
-
-def test_put_back_never_follows_a_symlink_as_the_kept_copy(tmp_path):
-    target = str(tmp_path / "app.db")
-    elsewhere = str(tmp_path / "elsewhere.db")
-    make_db(target, "restored")
-    make_db(elsewhere, "not ours")
-    previous = target + ".lifeboat-prev-20261122T020000Z"
-    os.symlink(elsewhere, previous)
-    code, result = put_back("sqlite", target, previous)
-    assert (code, result["status"]) == (1, "failed")
-    assert read_db(target) == "restored" and os.path.islink(previous)
 
 
 @pytest.mark.parametrize("variables, message", [

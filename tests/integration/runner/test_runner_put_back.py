@@ -1,6 +1,7 @@
 """`lifeboat put-back` after a `lifeboat restore`, as installed on hosts (the runner zipapp): the restore keeps the
 replaced data aside and reports it as `previous`; the put-back brings exactly that back (SQLite bytes and rows, a
-real PostgreSQL database's rows after a safe_swap), removes the rejected restore and refuses any other name."""
+real PostgreSQL database's rows after a safe_swap, a real Redis restarted on its previous RDB), removes the rejected
+restore and refuses any other name."""
 
 import json
 import os
@@ -106,3 +107,48 @@ def test_put_back_after_a_postgres_safe_swap_restore_swaps_the_replaced_database
     assert postgres.sql(CONTENT, "rbapp") == "old,notes,live"  # the live data, not the set's
     assert sorted(name for name in postgres.databases() if name.startswith("rbapp")) == ["rbapp"]
     postgres.drop("rbapp")
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    suite = load_suite_module("runner_redis_conftest", "redis/conftest.py")
+    server = suite.RedisServer(str(tmp_path / "redis"))
+    yield server
+    server.stop()
+
+
+def redis_state(server):
+    with server.client() as client:
+        return client.execute("DBSIZE"), client.execute("GET", "k0")
+
+
+def set_keys(server, count, value):
+    with server.client() as client:
+        client.execute("FLUSHALL")
+        for index in range(count):
+            client.execute("SET", "k%d" % index, value)
+
+
+def test_put_back_after_a_redis_restore_restarts_redis_on_the_replaced_rdb(lifeboat, redis_server, tmp_path):
+    set_keys(redis_server, 50, "old")
+    lifeboat.write_job(dict(redis_server.options(), job="cache", kind="redis", dest=str(tmp_path / "repo"),
+                            restore={"restart_command": redis_server.restart_command}))
+    ran = lifeboat("run", "cache")
+    assert ran.returncode == 0, ran.stderr
+    set_keys(redis_server, 80, "live")
+    restore = lifeboat("restore", "cache", "--json")
+    assert restore.returncode == 0, restore.stderr
+    previous = result_of(restore)["previous"]
+    assert previous.startswith(redis_server.rdb + ".lifeboat-prev-") and redis_state(redis_server) == (50, b"old")
+    # the target is the RDB the running server reports: a kept copy of another file is refused, nothing restarts
+    refused = lifeboat("put-back", "cache", "--previous", str(tmp_path / "x.rdb.lifeboat-prev-20261122T020000Z"),
+                       "--json")
+    assert refused.returncode == 2 and "is not the kept-aside copy" in result_of(refused)["error"]
+    done = lifeboat("put-back", "cache", "--previous", previous, "--json")
+    assert done.returncode == 0, done.stderr
+    result = result_of(done)
+    assert (result["status"], result["restored_to"], result["previous"]) == ("ok", redis_server.rdb, previous)
+    assert result["keys"] == {"db0": 80}
+    assert redis_state(redis_server) == (80, b"live")  # Redis runs on the data from before the restore
+    assert not os.path.exists(previous)
+    assert redis_server.password not in done.stdout + done.stderr

@@ -384,7 +384,8 @@ def test_failed_health_check_puts_the_previous_data_back(cluster):
         health.close()
     assert proc.returncode != 0, proc.stdout[-5000:]
     assert "The previous data was put back and the workload runs on it." in proc.stdout, (
-        proc.stdout[-3000:] + "\n----\n" + api.job_log(NAMESPACE, "lifeboat-app-db-restore"))
+        proc.stdout[-3000:] + "\n----\n" + api.job_log(NAMESPACE, "lifeboat-app-db-restore")[-3000:] + "\n----\n"
+        + (api.job_log(NAMESPACE, "lifeboat-app-db-put-back") or "")[-3000:])
     assert "The workload was scaled back to 2." in proc.stdout
     assert len(health.hits) >= 2, health.hits
     # the restore Job and the put-back Job each ran with the StatefulSet at 0; it is back at 2

@@ -109,6 +109,20 @@ def check_kept_aside(target, previous):
                           % (previous, target, ASIDE_MARK))
 
 
+def stat_kept_aside(target, previous, is_kind, what):
+    """check_kept_aside, then the lstat of `previous`, which must be `what` (is_kind: stat.S_ISREG or S_ISDIR; a
+    symlink is never followed). RestoreError when it is gone, ConfigError otherwise; nothing is changed."""
+    check_kept_aside(target, previous)
+    try:
+        kept = os.lstat(previous)
+    except FileNotFoundError:
+        raise RestoreError("the kept-aside copy %s is gone (put back or removed already?); the restored data stays "
+                           "at %s" % (previous, target))
+    if not is_kind(kept.st_mode):
+        raise ConfigError("%s is not %s (a symlink is never followed); nothing was changed" % (previous, what))
+    return kept
+
+
 def keep_aside(original, kept):
     """Make `kept` a second name of `original` (a hard link), or an exclusive copy where the filesystem has
     no hard links. Never replaces anything: raises FileExistsError when `kept` exists."""

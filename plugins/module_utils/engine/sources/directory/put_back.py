@@ -8,7 +8,7 @@ import secrets
 import stat
 
 from ...core.errors import ConfigError, RestoreError
-from ...core.files import check_kept_aside, fsync_dir
+from ...core.files import fsync_dir, stat_kept_aside
 from ...core.naming import utcnow
 from .extract import remove_tree
 
@@ -22,14 +22,7 @@ def put_back_directory(target, previous, check_mode=False):
     """Put the tree kept at `previous` back at `target` (absolute, normalised). Returns {'status', 'restored_to',
     'previous', 'removed' (where the rejected tree went before it was removed), 'changed'} and 'warnings' when
     the rejected tree could not be removed."""
-    check_kept_aside(target, previous)
-    try:
-        kept = os.lstat(previous)
-    except FileNotFoundError:
-        raise RestoreError("the kept-aside copy %s is gone (put back or removed already?); the restored data stays "
-                           "at %s" % (previous, target))
-    if not stat.S_ISDIR(kept.st_mode):
-        raise ConfigError("%s is not a directory (a symlink is never followed); nothing was changed" % previous)
+    stat_kept_aside(target, previous, stat.S_ISDIR, "a directory")
     present = os.path.lexists(target)
     if present and not stat.S_ISDIR(os.lstat(target).st_mode):
         raise ConfigError("%s is not a directory; nothing was changed" % target)

@@ -8,21 +8,14 @@ import os
 import stat
 
 from ...core.errors import ConfigError, RestoreError
-from ...core.files import check_kept_aside, fsync_dir
+from ...core.files import fsync_dir, stat_kept_aside
 from .snapshot import COMPANIONS
 
 
 def put_back_sqlite(target, previous, check_mode=False):
     """Put the database kept at `previous` back at `target` (absolute, normalised). Returns {'status',
     'restored_to', 'previous', 'removed' (the rejected database and its journal files), 'changed'}."""
-    check_kept_aside(target, previous)
-    try:
-        kept = os.lstat(previous)
-    except FileNotFoundError:
-        raise RestoreError("the kept-aside copy %s is gone (put back or removed already?); the restored data stays "
-                           "at %s" % (previous, target))
-    if not stat.S_ISREG(kept.st_mode):
-        raise ConfigError("%s is not a regular file (a symlink is never followed); nothing was changed" % previous)
+    stat_kept_aside(target, previous, stat.S_ISREG, "a regular file")
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISREG(os.lstat(target).st_mode):
             raise ConfigError("%s is not a regular file; nothing was changed" % target)

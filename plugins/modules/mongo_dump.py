@@ -33,6 +33,9 @@ options:
     description:
       - MongoDB connection string, such as C(mongodb://backup:secret@db1:27017/?authSource=admin). Default
         C(mongodb://127.0.0.1:27017).
+      - When it names a user without a password, the password is read from the environment variable
+        C(LIFEBOAT_MONGO_PASSWORD) of the process (as libpq reads C(PGPASSWORD)), so it need not be written in a job
+        file; a password in the URI wins.
     type: str
   databases:
     description: Databases to dump (glob C(*) allowed). Default all but C(admin), C(local) and C(config).

@@ -42,6 +42,9 @@ options:
   mongo_uri:
     description:
       - MongoDB connection string of the server to restore into. Default C(mongodb://127.0.0.1:27017).
+      - When it names a user without a password, the password is read from the environment variable
+        C(LIFEBOAT_MONGO_PASSWORD) of the process (as libpq reads C(PGPASSWORD)), so it need not be written in a job
+        file; a password in the URI wins.
     type: str
   databases:
     description: Restore only these databases of the set (glob allowed). Default all of them.

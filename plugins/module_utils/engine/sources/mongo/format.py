@@ -9,6 +9,7 @@ import json
 import os
 import re
 import tempfile
+from urllib.parse import quote
 
 from ...core.errors import ConfigError, IntegrityError
 
@@ -39,6 +40,22 @@ def split_uri(uri):
     if at < 0:
         return scheme, None, rest
     return scheme, head[:at], head[at + 1:] + sep + query
+
+
+PASSWORD_ENV = "LIFEBOAT_MONGO_PASSWORD"
+
+
+def with_env_password(uri, environ):
+    """`uri` with the password of its user taken from the environment (PASSWORD_ENV) when the URI names a user
+    and no password, as libpq's PGPASSWORD and redis-cli's REDISCLI_AUTH do: so a job file (or a Kubernetes
+    Secret holding one) never needs the password. A password in the URI wins; a URI without a user is unchanged."""
+    password = (environ or {}).get(PASSWORD_ENV)
+    if not password or not uri:
+        return uri
+    scheme, userinfo, rest = split_uri(uri)
+    if not userinfo or ":" in userinfo:
+        return uri
+    return "%s%s:%s@%s" % (scheme, userinfo, quote(password, safe=""), rest)
 
 
 def redact_uri(uri):

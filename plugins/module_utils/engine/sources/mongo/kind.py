@@ -2,10 +2,13 @@
 (dump.py) from mongo_dump's option names and runs restore_mongo (restore.py) with mongo_restore's, so the runner
 and the modules share one translation of options. The kind's test restore is verify.py."""
 
+import os
+
 from ...core.errors import ConfigError
 from . import options as schemas
 from .clients import DEFAULT_TIMEOUT_MS
 from .dump import MongoSource
+from .format import with_env_password
 from .restore import restore_mongo
 
 RESTORE_TARGET = "mongo_uri"  # what `lifeboat restore --to` sets (kinds.py)
@@ -15,7 +18,7 @@ RESTORE_OPTIONS = schemas.RESTORE_OPTIONS
 
 def source_from_options(options):
     """Kind contract used by the runner: a Source from mongo_dump's option names."""
-    return MongoSource(options.get("mongo_uri"), databases=options.get("databases"),
+    return MongoSource(with_env_password(options.get("mongo_uri"), os.environ), databases=options.get("databases"),
                        exclude_databases=options.get("exclude_databases"), collections=options.get("collections"),
                        exclude_collections=options.get("exclude_collections"), method=options.get("method") or "auto",
                        oplog=options.get("oplog", False),
@@ -25,7 +28,8 @@ def source_from_options(options):
 
 def restore_from_options(repository, options, check_mode=False):
     """Kind contract used by the runner: restore with mongo_restore's option names; returns its result dict."""
-    return restore_mongo(repository, options["job"], options.get("mongo_uri"), backup=options.get("backup", "latest"),
+    uri = with_env_password(options.get("mongo_uri"), os.environ)
+    return restore_mongo(repository, options["job"], uri, backup=options.get("backup", "latest"),
                          before=options.get("before"),
                          identity_file=(options.get("encryption") or {}).get("age_identity_file"),
                          databases=options.get("databases"), collections=options.get("collections"),

@@ -18,6 +18,7 @@ from engine.pipeline.restore import fetch_to_file
 from engine.pipeline.retention import apply_retention
 from engine.core.streams import IterReader
 from ftp_server import FtpServer
+from support.oversized_manifest import JOB, OVERSIZED, assert_refused_within_bound, plant_set
 
 MIB = 1024 * 1024
 
@@ -229,3 +230,15 @@ def test_server_without_mlsd_and_tls_round_trip(plain_ftpd, tmp_path):
     result = apply_retention(repository, "app", {"keep_last": 1})
     assert [e["id"] for e in result["removed"]] == [first["id"]]
     assert os.listdir(plain_ftpd.path("sets", "app")) == [second["id"]]
+
+
+def test_oversized_manifest_is_read_up_to_the_bound_and_the_connection_recovers(ftpd):
+    """The RETR is cut off one byte past the bound; the control connection it left mid-transfer is dropped, so the
+    catalog's next commands (and another set's manifest) still work."""
+    repository = Repository.from_options(ftp=ftpd.options(path="oversized"))
+    good = plant_set(repository)
+    planted = plant_set(repository)
+    with open(os.path.join(ftpd.path("oversized", JOB, planted), "manifest.json"), "wb") as handle:
+        handle.write(OVERSIZED)
+    assert_refused_within_bound(repository, planted)
+    assert repository.stores[0].read_manifest(JOB, good)["id"] == good

@@ -19,6 +19,7 @@ from engine.core.errors import LifeboatError, NotFoundError, SinkError, SourceEr
 from engine.repositories.repository import Repository
 from engine.pipeline.retention import apply_retention
 from engine.core.streams import IterReader
+from support.oversized_manifest import JOB, OVERSIZED, assert_refused_within_bound, plant_set
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 MIB = 1024 * 1024
@@ -304,3 +305,11 @@ def test_engine_reads_what_it_wrote_with_many_windows(sshd):
     assert digest.hexdigest() == backup["sha256"]
     with pytest.raises(LifeboatError):
         store.open_data("app", backup["id"], "data.missing")
+
+
+def test_oversized_manifest_is_read_up_to_the_bound(sshd):
+    repository = _repository(sshd, "oversized")
+    set_id = plant_set(repository)
+    with open(os.path.join(sshd.path("oversized", JOB, set_id), "manifest.json"), "wb") as handle:
+        handle.write(OVERSIZED)
+    assert_refused_within_bound(repository, set_id)

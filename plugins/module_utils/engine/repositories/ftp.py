@@ -41,6 +41,10 @@ class _ReusingFTPTLS(ftplib.FTP_TLS):
         return conn, size
 
 
+class _ManifestTooLarge(Exception):
+    """Raised from a RETR callback once a manifest passes manifest.MAX_BYTES, to stop reading it."""
+
+
 def _code(exc):
     return str(exc)[:3]
 
@@ -422,15 +426,25 @@ class FtpRepository(Store):
         path = join_path(self.root, *set_member(job, set_id, MANIFEST_NAME))
 
         def fetch(ftp):
-            buffer = io.BytesIO()
+            buffer = bytearray()
+
+            def collect(chunk):
+                buffer.extend(chunk)
+                if len(buffer) > manifest_mod.MAX_BYTES:
+                    raise _ManifestTooLarge()
             try:
-                ftp.retrbinary("RETR " + path, buffer.write)
+                ftp.retrbinary("RETR " + path, collect)
+            except _ManifestTooLarge:
+                # a writer's oversized "manifest" is cut off at the bound (loads refuses it). The transfer was
+                # abandoned mid-way, so this control connection is out of step: drop it, the next call reconnects.
+                self._control = None
+                ftp.close()
             except ftplib.error_perm as exc:
                 if _code(exc) == "550":
                     raise NotFoundError("set %s of job %s has no manifest in %s (incomplete set)"
                                         % (set_id, job, self.describe()))
                 raise
-            return buffer.getvalue()
+            return bytes(buffer)
         raw = self._with_control("read a manifest from", fetch)
         return manifest_mod.loads(raw, self.set_location(job, set_id) + MANIFEST_NAME)
 

@@ -317,7 +317,12 @@ class S3Repository(Store):
     def read_manifest(self, job, set_id):
         key = set_key(self.prefix, job, set_id) + MANIFEST_NAME
         try:
-            raw = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                # at most one byte past the bound: a writer's 10 GiB "manifest" costs 16 MiB, and loads refuses it
+                raw = body.read(manifest_mod.MAX_BYTES + 1)
+            finally:
+                body.close()
         except Exception as exc:  # pylint: disable=broad-except
             if error_code(exc) in ("NoSuchKey", "404"):
                 raise NotFoundError("set %s of job %s has no manifest in %s (incomplete set)"

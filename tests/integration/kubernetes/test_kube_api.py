@@ -1,5 +1,5 @@
 """The kubernetes_schedule role's apply and delete tasks and the kubernetes_restore playbook run for real against a
-fake Kubernetes API server (tests/support/fake_kube_api.py: no API server can be had on this machine), through the
+fake Kubernetes API server (tests/support/fake_kube/: no API server can be had on this machine), through the
 same kubernetes.core modules and Python client a cluster would be reached with. The fake's Jobs run: their Pod is
 run with `podman kube play` (kube_pods.Kube.run), the PVCs being podman volumes and the Secrets those the role put
 in the fake's store. Proven here: the role creates exactly the rendered objects, a second run changes nothing,
@@ -25,7 +25,7 @@ import pytest
 
 from kube_pods import REPO, RUNNER_UID, Kube
 from support.ansible import AnsibleRunner
-from support.fake_kube_api import FakeKubeApi, defaulted
+from support.fake_kube import FakeKubeApi, defaulted
 from support.kubernetes_render import documents, render_schedule
 from support.moto import REGION, aws_env
 

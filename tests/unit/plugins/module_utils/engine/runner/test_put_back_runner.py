@@ -4,7 +4,6 @@ changes (PostgreSQL and Redis too: their name checks run before any server is re
 
 import json
 import os
-import sqlite3
 
 import pytest
 
@@ -14,6 +13,7 @@ from engine.runner.context import EX_FAILURE, EX_OK, EX_USAGE
 from engine.sources import kinds
 from engine.sources.postgres.kind import put_back_from_options as postgres_put_back
 from engine.sources.redis.kind import put_back_from_options as redis_put_back
+from support.sqlite_one_value import make_db, read_db
 
 PREVIOUS = ".lifeboat-prev-20261122T020000Z-0123abcd"
 
@@ -24,22 +24,6 @@ def write_job(config_dir, document):
     with open(path, "w") as handle:
         json.dump(document, handle)
     os.chmod(path, 0o600)
-
-
-def make_db(path, value):
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE t (v TEXT)")
-    conn.execute("INSERT INTO t VALUES (?)", (value,))
-    conn.commit()
-    conn.close()
-
-
-def read_db(path):
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT v FROM t").fetchone()[0]
-    finally:
-        conn.close()
 
 
 @pytest.fixture

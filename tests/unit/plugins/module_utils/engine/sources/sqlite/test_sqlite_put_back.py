@@ -3,29 +3,13 @@ journal files go back, the rejected one's journal files go; `previous` is untrus
 own <target>.lifeboat-prev-<time>[-<hex>] is refused, and a symlinked kept copy is never followed."""
 
 import os
-import sqlite3
 
 import pytest
 
 from engine.core.errors import ConfigError, RestoreError
 from engine.sources.sqlite.kind import put_back_from_options
 from engine.sources.sqlite.put_back import put_back_sqlite
-
-
-def make_db(path, value):
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE t (v TEXT)")
-    conn.execute("INSERT INTO t VALUES (?)", (value,))
-    conn.commit()
-    conn.close()
-
-
-def read_db(path):
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT v FROM t").fetchone()[0]
-    finally:
-        conn.close()
+from support.sqlite_one_value import make_db, read_db
 
 
 def test_put_back_renames_the_kept_sqlite_database_back_and_drops_the_restored_journal(tmp_path):

@@ -98,6 +98,14 @@ def build_parser():
 
     job_list = sub.add_parser("jobs", parents=[common, output], help="list and validate the job files")
     del job_list
+
+    check_jobs = sub.add_parser(
+        "check-jobs", parents=[common, output],
+        help="check job documents (a JSON object or a list of them) without a job file: what `jobs` checks, minus "
+             "the file's owner and mode; reads, writes and connects to nothing else (the schedule roles run it on "
+             "the controller before they write job files)")
+    check_jobs.add_argument("file", nargs="?", default="-", metavar="FILE",
+                            help="the JSON to check (default -: stdin)")
     return parser
 
 

@@ -1,9 +1,12 @@
 """The runner's commands (run, prune, list, verify, restore, put-back, jobs): each loads the job file, calls the engine,
-prints what happened and records it in the audit log. COMMANDS maps a command name to its function."""
+prints what happened and records it in the audit log; check-jobs checks job documents given on stdin, touching
+nothing. COMMANDS maps a command name to its function."""
 
 import contextlib
+import json
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -371,6 +374,51 @@ def cmd_jobs(ctx, args):
     return code
 
 
+def _read_documents(source):
+    """The job documents of `lifeboat check-jobs`: one JSON object, or a list of them, from a file or stdin ("-")."""
+    try:
+        if source == "-":
+            raw = sys.stdin.read()
+        else:
+            with open(source, "r") as handle:
+                raw = handle.read()
+    except OSError as exc:
+        raise ConfigError("cannot read %s: %s" % (source, exc.strerror))
+    try:
+        documents = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError("%s is not valid JSON: %s" % ("stdin" if source == "-" else source, exc))
+    return documents if isinstance(documents, list) else [documents]
+
+
+def cmd_check_jobs(ctx, args):
+    """Check job documents as every command checks a job file when it loads it (jobs.validate), touching nothing:
+    no job file, lock, audit log, store, source or notification. What only the host can tell is left to the runs:
+    the job file's owner and mode, whether paths, credentials and servers exist. Error messages quote no secret
+    value (jobs.redact)."""
+    rows = []
+    code = EX_OK
+    for index, document in enumerate(_read_documents(args.file)):
+        name = document.get("job") if isinstance(document, dict) else None
+        where = "job %s" % name if isinstance(name, str) and name else "job document %d" % (index + 1)
+        try:
+            job = jobs.validate(document, where=where)
+            rows.append({"job": name, "kind": job["kind"], "valid": True, "error": None})
+        except LifeboatError as exc:
+            code = EX_USAGE
+            rows.append({"job": name, "kind": document.get("kind") if isinstance(document, dict) else None,
+                         "valid": False, "error": jobs.redact(exc.msg, document)})
+    if ctx.json:
+        ctx.output(rows)
+        return code
+    for row in rows:
+        if row["valid"]:
+            say("%-24s %-10s valid" % (row["job"], row["kind"]))
+        else:
+            say("%-24s %-10s INVALID: %s" % (row["job"] or "-", row["kind"] or "-", row["error"]))
+    return code
+
+
 def _describe_repository(job):
     try:
         return _repository(job).describe()
@@ -379,4 +427,4 @@ def _describe_repository(job):
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "prune": cmd_prune, "verify": cmd_verify, "restore": cmd_restore,
-            "put-back": cmd_put_back, "jobs": cmd_jobs}
+            "put-back": cmd_put_back, "jobs": cmd_jobs, "check-jobs": cmd_check_jobs}

@@ -11,8 +11,13 @@ Every key must be known (known_options): job and kind, the repository's and the 
 repositories/options.py and pipeline/options.py), the kind's own (kinds.schema: the backup module's options, and
 the restore module's, which `lifeboat restore` and the test restore take from the job too) and RUNNER_KEYS. An
 unknown key is refused with the closest known name, so a misspelt option (pg_host for login_host) never silently
-falls back to a default. The `restore` object takes the kind's restore options and RESTORE_KEYS. A key starting
-with "_" is a comment (JSON has none) and is ignored.
+falls back to a default. The `restore` object takes the kind's restore options and RESTORE_KEYS, the s3, sftp and
+ftp objects their store's options (repositories/options.py). A key starting with "_" is a comment (JSON has none)
+and is ignored.
+
+validate checks a job document alone and needs nothing of the host: `lifeboat check-jobs` runs it on the controller
+(the schedule roles, before they write a job file); load adds what depends on the host, the file's owner and mode
+(check_file_safety).
 """
 
 import difflib
@@ -85,11 +90,21 @@ def _refuse_unknown(document, known, suggest, where, what, hint):
     raise ConfigError("%s: unknown %s%s %s (%s)" % (where, what, plural, ", ".join(described), hint))
 
 
+def _store_options(document, store, schema, where):
+    """A store's object (s3, sftp, ftp) without its comments, after a ConfigError naming each key its schema does
+    not know, with the closest name (Repository.from_options would refuse it when the run makes the store)."""
+    known = option_names(schema)
+    _refuse_unknown(document, set(known) | set(aliases(schema)), sorted(known), where, store + " option",
+                    "known: %s" % ", ".join(known))
+    return {key: value for key, value in document.items() if not str(key).startswith(COMMENT)}
+
+
 def _check_kind_options(job, kind, where):
     """A copy of `job` with no key that no schema knows (ConfigError), the aliases of the kind's options resolved
     (the name wins over its alias) and their types checked, at the top level and in the `restore` object."""
     options, others = known_options(kind)
-    who = "%sjob %s (kind %s)" % ("" if where == "job" else where + ": ", job["job"], kind)
+    named = "job %s" % job["job"]
+    who = "%s (kind %s)" % (named if where in ("job", named) else "%s: %s" % (where, named), kind)
     _refuse_unknown(job, set(options) | set(others),
                     sorted(set(option.name for option in options.values()) | set(others)), who, "option",
                     "a job file takes the options of its kind's modules, the repository's and the runner's: "
@@ -114,8 +129,8 @@ def job_path(config_dir, job):
     return os.path.join(config_dir, JOBS_DIR, "%s.json" % validate_job(job))
 
 
-def secret_paths(document, where=""):
-    """Dotted paths of values that look secret (credentials, webhook URLs, URLs with a password)."""
+def _secrets(document, where=""):
+    """(dotted path, value) of each value that looks secret (credentials, webhook URLs, URLs with a password)."""
     found = []
     if isinstance(document, dict):
         for key, value in document.items():
@@ -123,15 +138,40 @@ def secret_paths(document, where=""):
             lowered = str(key).lower()
             secret_name = lowered in SECRET_KEYS or lowered.endswith("password") or lowered.endswith("_token")
             if secret_name and value not in (None, "", [], {}):
-                found.append(path)
+                found.append((path, value))
             elif isinstance(value, str) and _URL_WITH_PASSWORD.search(value):
-                found.append(path)
+                found.append((path, value))
             else:
-                found.extend(secret_paths(value, path))
+                found.extend(_secrets(value, path))
     elif isinstance(document, list):
         for index, value in enumerate(document):
-            found.extend(secret_paths(value, "%s[%d]" % (where, index)))
+            found.extend(_secrets(value, "%s[%d]" % (where, index)))
     return found
+
+
+def secret_paths(document, where=""):
+    """Dotted paths of values that look secret (credentials, webhook URLs, URLs with a password)."""
+    return [path for path, _value in _secrets(document, where)]
+
+
+def _quoted(value):
+    """How a message may quote `value` or a part of it: repr (%r) and str (%s)."""
+    found = {repr(value), str(value)}
+    for part in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        found |= _quoted(part)
+    return found
+
+
+def redact(message, document):
+    """`message` (an error about `document`) without the secret values of `document` it may quote (a type error
+    says "..., not %r"); quotes shorter than 4 characters stay (they would mangle the message, and say little)."""
+    quotes = set()
+    for _path, value in _secrets(document):
+        quotes |= _quoted(value)
+    for quoted in sorted(quotes, key=len, reverse=True):
+        if len(quoted) >= 4:
+            message = message.replace(quoted, "<secret>")
+    return message
 
 
 def check_file_safety(path, document, st=None):
@@ -224,16 +264,18 @@ def validate(document, name=None, where="job"):
     check_type(find(REPOSITORY, "dest"), job.get("dest"), where)
     s3 = _expect(job, "s3", dict, "an object", where)
     remotes = {}
-    # The stores check their own values (and unknown keys) when the run makes them; here only unset values go.
+    # The stores check their own values when the run makes them; here unknown keys are refused (with the closest
+    # name) and unset values go.
     for remote, schema in (("sftp", SFTP), ("ftp", FTP)):
         if _expect(job, remote, dict, "an object with host, user and path", where):
-            remotes[remote] = job[remote] = normalise(schema, job[remote], where, unknown="keep", types=False,
-                                                      drop_unset=True)
+            remotes[remote] = job[remote] = normalise(schema, _store_options(job[remote], remote, schema, where),
+                                                      where, unknown="keep", types=False, drop_unset=True)
     if not job.get("dest") and not s3 and not remotes:
         raise ConfigError("%s: set dest (a local directory), s3 (an object with bucket), sftp or ftp (objects with "
                           "host, user and path), or several of them" % where)
     if s3:
-        s3 = normalise(S3, s3, where, unknown="keep", types=False, drop_unset=True)  # aliases resolved
+        s3 = normalise(S3, _store_options(s3, "s3", S3, where), where, unknown="keep", types=False,
+                       drop_unset=True)  # aliases resolved
         if not s3.get("bucket"):
             raise ConfigError("%s: s3.bucket is required when s3 is set" % where)
         job["s3"] = s3

@@ -26,6 +26,20 @@ def tree(path):
     return found
 
 
+def contents(path):
+    """{relative path: sha256} of path (a file) or of every regular file below it (a directory), SQLite databases
+    included; the -wal/-shm a reader of a WAL database may create are left out."""
+    if os.path.isfile(str(path)):
+        return {".": hashlib.sha256(open(str(path), "rb").read()).hexdigest()}
+    found = {}
+    for root, _dirs, files in os.walk(str(path)):
+        for name in files:
+            if not name.endswith(("-wal", "-shm")):
+                full = os.path.join(root, name)
+                found[os.path.relpath(full, str(path))] = hashlib.sha256(open(full, "rb").read()).hexdigest()
+    return found
+
+
 def leftovers(directory):
     return sorted(n for n in os.listdir(str(directory)) if ".lifeboat-" in n)
 
@@ -129,21 +143,49 @@ def test_failed_health_check_puts_previous_data_back(ansible, tmp_path, app_fact
         backup(ansible, "lifeboat.backup.dir_snapshot", {"job": "app", "dest": repo, "path": str(appdir)})
     change_db(db, add_rows=30, health="ok")  # the live data is good
     (appdir / "config.txt").write_text("live config\n")
+    target = db if kind == "sqlite" else str(appdir)
+    live_data = contents(target)
     app = app_factory(db)
     app.start()
     assert app.get("/health")[0] == 200
 
-    job = sqlite_job(app, db if kind == "sqlite" else appdir, job="app", kind=kind)
+    job = sqlite_job(app, target, job="app", kind=kind)
     proc = ansible.playbook(os.path.join(playbooks, "restore.yml"), {
         "lifeboat_repository": {"dest": repo}, "lifeboat_restore_jobs": [job]})
     assert proc.returncode != 0, proc.stdout
     assert "job app: checking health failed: Status code was 503" in proc.stdout
-    assert "The previous data was put back at %s" % (db if kind == "sqlite" else appdir) in proc.stdout
+    assert "The previous data was put back at %s." % target in proc.stdout
     assert "Services started again (health after that: ok)" in proc.stdout
+    assert "app                  %-9s rolled back" % kind in proc.stdout
+    assert contents(target) == live_data  # byte for byte the data from before the restore
     assert rows(db) == 130
     assert (appdir / "config.txt").read_text() == "live config\n"
     assert app.running() and app.get("/health")[0] == 200 and app.get("/rows") == (200, "130")
     assert leftovers(live) == [] and leftovers(appdir) == []
+
+
+def test_a_failed_put_back_says_where_the_data_is(ansible, tmp_path, app_factory, playbooks):
+    """The kept copy vanishes between the restore and the put-back (here the start command removes it): the put-back
+    module refuses, the job is recorded as failed, not rolled back, and the message names the restored data."""
+    db = make_app_db(tmp_path / "app.db", rows=100, health="broken")
+    repo = str(tmp_path / "repo")
+    backup(ansible, "lifeboat.backup.sqlite_backup", {"job": "app", "dest": repo, "path": db})
+    change_db(db, add_rows=30, health="ok")
+    app = app_factory(db)
+    app.start()
+    start = ["sh", "-c", 'rm -f -- "$0".lifeboat-prev-* && exec "$@"', db] + app.start_command
+    job = sqlite_job(app, db, job="app", start_command=start)
+    proc = ansible.playbook(os.path.join(playbooks, "restore.yml"), {
+        "lifeboat_repository": {"dest": repo}, "lifeboat_restore_jobs": [job]})
+    assert proc.returncode != 0, proc.stdout
+    assert "job app: checking health failed: Status code was 503" in proc.stdout
+    assert "putting the previous data back failed too (the kept-aside copy %s.lifeboat-prev-" % db in proc.stdout
+    assert "is gone (put back or removed already?); the restored data stays at %s" % db in proc.stdout
+    assert "The restored data stays at %s; the previous data is kept as %s.lifeboat-prev-" % (db, db) in proc.stdout
+    assert "The previous data was put back" not in proc.stdout
+    assert "app                  sqlite    failed" in proc.stdout
+    assert rows(db) == 100 and app.running()  # the restored data, served again
+    assert leftovers(tmp_path) == []
 
 
 def test_check_mode_only_verifies(ansible, tmp_path, app_factory, playbooks):

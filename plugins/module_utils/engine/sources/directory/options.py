@@ -24,6 +24,13 @@ RESTORE = (
     TMP_DIR,
 )
 
+# What a put-back reads (dir_put_back; the runner's put-back takes the job's path): the restored tree and the tree
+# the restore kept aside (its `previous`), untrusted, checked against the path by put_back.py.
+PUT_BACK = (
+    PATH,
+    Option("previous", "path", required=True),
+)
+
 # The schemas protocol.Kind names (kind.py re-exports them; kinds.schema and kinds.restore_schema read them here,
 # without importing the kind's code): what a job file of the kind may carry, and its `restore` object.
 OPTIONS = BACKUP

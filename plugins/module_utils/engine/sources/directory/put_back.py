@@ -35,14 +35,24 @@ def put_back_directory(target, previous, check_mode=False):
         return result
     parent = os.path.dirname(target)
     if rejected:
-        os.rename(target, rejected)
+        try:
+            os.rename(target, rejected)
+        except OSError as exc:
+            raise RestoreError("moving the restored tree %s aside to %s failed (%s); nothing was changed: the "
+                               "previous tree is still at %s" % (target, rejected, exc.strerror or exc, previous))
     try:
         os.rename(previous, target)
     except OSError as exc:
         if rejected:
-            os.rename(rejected, target)
-        raise RestoreError("renaming %s back to %s failed (%s); the restored tree is still at %s" % (
-            previous, target, exc, target))
+            try:
+                os.rename(rejected, target)
+            except OSError as back:
+                raise RestoreError("renaming %s back to %s failed (%s), and so did renaming the restored tree %s "
+                                   "back (%s): %s is missing; rename one of them to it by hand" % (
+                                       previous, target, exc.strerror or exc, rejected, back.strerror or back,
+                                       target))
+        raise RestoreError("renaming %s back to %s failed (%s); the restored tree is still at %s and the previous "
+                           "one at %s" % (previous, target, exc.strerror or exc, target, previous))
     fsync_dir(parent)
     if rejected:
         try:

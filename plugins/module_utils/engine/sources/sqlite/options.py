@@ -20,6 +20,13 @@ RESTORE = (
     Option("keep_previous", "bool", default=True),
 )
 
+# What a put-back reads (sqlite_put_back; the runner's put-back takes the job's path): the restored database and the
+# copy the restore kept aside (its `previous`), untrusted, checked against the path by put_back.py.
+PUT_BACK = (
+    PATH,
+    Option("previous", "path", required=True),
+)
+
 # The schemas protocol.Kind names (kind.py re-exports them; kinds.schema and kinds.restore_schema read them here,
 # without importing the kind's code): what a job file of the kind may carry, and its `restore` object.
 OPTIONS = BACKUP

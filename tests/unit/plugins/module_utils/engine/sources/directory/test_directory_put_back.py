@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from engine.core.errors import ConfigError
+from engine.core.errors import ConfigError, RestoreError
 from engine.sources.directory.kind import put_back_from_options
 from engine.sources.directory.put_back import put_back_directory
 
@@ -83,3 +83,53 @@ def test_put_back_refuses_a_target_that_is_not_a_directory(tmp_path):
     with pytest.raises(ConfigError, match="is not a directory"):
         put_back_directory(target, previous)
     assert (tmp_path / "chroma").read_bytes() == b"a file" and os.path.isdir(previous)
+
+
+def failing_rename(monkeypatch, fails):
+    """os.rename, except for the sources in `fails` (EBUSY, as for a mount point)."""
+    real_rename = os.rename
+
+    def rename(source, destination):
+        if source in fails:
+            raise OSError(16, "Device or resource busy", source)
+        real_rename(source, destination)
+
+    monkeypatch.setattr(os, "rename", rename)
+
+
+def test_a_restored_tree_that_cannot_be_moved_aside_changes_nothing(tmp_path, monkeypatch):
+    target = str(tmp_path / "chroma")
+    previous = target + ".lifeboat-prev-20261122T020000Z"
+    os.makedirs(os.path.join(target, "restored"))
+    os.makedirs(os.path.join(previous, "index"))
+    failing_rename(monkeypatch, {target})
+    with pytest.raises(RestoreError, match=r"moving the restored tree %s aside to %s\.lifeboat-failed-\S+ failed "
+                                           r"\(Device or resource busy\); nothing was changed: the previous tree is "
+                                           r"still at %s$" % (target, target, previous)):
+        put_back_directory(target, previous)
+    assert os.listdir(target) == ["restored"] and os.listdir(previous) == ["index"]
+    assert sorted(os.listdir(str(tmp_path))) == ["chroma", "chroma.lifeboat-prev-20261122T020000Z"]
+
+
+def test_when_neither_tree_can_be_renamed_back_the_message_names_both(tmp_path, monkeypatch):
+    target = str(tmp_path / "chroma")
+    previous = target + ".lifeboat-prev-20261122T020000Z"
+    os.makedirs(os.path.join(target, "restored"))
+    os.makedirs(os.path.join(previous, "index"))
+    real_rename = os.rename
+    moved = []
+
+    def rename(source, destination):
+        if moved:
+            raise OSError(16, "Device or resource busy", source)
+        real_rename(source, destination)
+        moved.append(destination)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(RestoreError) as raised:
+        put_back_directory(target, previous)
+    rejected = moved[0]
+    expected = ("renaming %s back to %s failed (Device or resource busy), and so did renaming the restored tree %s "
+                "back (Device or resource busy): %s is missing; rename one of them to it by hand")
+    assert raised.value.msg == expected % (previous, target, rejected, target)
+    assert os.listdir(rejected) == ["restored"] and os.listdir(previous) == ["index"]

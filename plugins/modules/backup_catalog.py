@@ -14,7 +14,7 @@ description:
   - Lists every set of I(job) in the configured repositories, merged by set id, newest first, with its time,
     size, status and the verification recorded in its manifest.
   - A set is C(complete) when its manifest exists, C(incomplete) when it has none (a failed or running backup),
-    and C(invalid) when its manifest cannot be read.
+    and C(invalid) when its manifest cannot be read or the set is dated more than an hour after this host's clock.
   - Reads only; it never changes anything.
 author:
   - lifeboat.backup maintainers (@lifeboat-backup)
@@ -72,7 +72,8 @@ sets:
       description:
         - C(complete), C(incomplete) (no manifest yet, from a failed or running backup) or C(invalid) (damaged, that is
           the manifest exists but is not valid JSON, has a field of the wrong type or range, names a data object outside
-          the set layout, or describes another set). Each invalid set is also named in a warning.
+          the set layout, describes another set, or is dated more than an hour after this host's clock, because of a
+          wrong clock on the writer or a set forged to stay the newest). Each invalid set is also named in a warning.
       type: str
       sample: complete
     error:

@@ -213,8 +213,10 @@ def test_manifest_data_outside_the_set_is_never_read(ansible, tmp_path, secret_d
 def test_a_symlinked_data_object_is_never_followed(tmp_path, secret_db):
     repo = tmp_path / "repo"
     size, sha256 = file_facts(secret_db)
-    set_id = "20991231T000000Z-cafe"
-    craft_set(repo / JOB, set_id, "data.db", size, sha256, datetime.datetime(2099, 12, 31, 0, 0, 1, tzinfo=UTC),
+    # dated now, the newest set: later than now + FUTURE_TOLERANCE it would be damaged before its data is opened
+    moment = datetime.datetime.now(UTC).replace(microsecond=0)
+    set_id = moment.strftime("%Y%m%dT%H%M%SZ") + "-cafe"
+    craft_set(repo / JOB, set_id, "data.db", size, sha256, moment + datetime.timedelta(seconds=1),
               with_file=("data.db", secret_db))
     repository = Repository.from_options(dest=str(repo))
     target = tmp_path / "restored.db"

@@ -1,6 +1,7 @@
 """manifest.json, the document written last into every set (its presence means the set is complete): building
 and serialising it, and reading it back with every field checked against the set layout (loads, check_belongs)."""
 
+import datetime
 import json
 import re
 import socket
@@ -14,6 +15,10 @@ ENGINE_VERSION = "0.2.0"  # the collection version (galaxy.yml); a unit test kee
 KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_BYTES = 16 * 1024 * 1024  # far above any real manifest (row counts of thousands of tables): a bound on memory
+# How far ahead of the reader's clock a set may be dated: clock skew between a writer and a reader (NTP keeps
+# them within seconds). Beyond it the set is damaged: a wrong clock, or a set forged to stay `latest` and to count
+# as newest for keep_last (pruning the real sets) long after its writer lost access.
+FUTURE_TOLERANCE = datetime.timedelta(hours=1)
 DICT_KEYS = ("source", "verification", "tags", "tools")  # read by the kinds; each must be an object when present
 
 
@@ -85,6 +90,23 @@ def check_belongs(document, job, set_id, where):
         raise IntegrityError("manifest %s is corrupted (it describes set %s of job %s, but lies in set %s of job "
                              "%s): the set is damaged or was copied there; restore another set (backup: <id>)"
                              % (where, _show(document["id"]), _show(document["job"]), set_id, job))
+
+
+def check_not_future(document, where, now):
+    """A set dated after `now` (the reader's clock) plus FUTURE_TOLERANCE is damaged, an alarm like any other."""
+    finished = parse_time(document["finished"])
+    latest = max(finished, parse_time(document["started"]))
+    if latest > now + FUTURE_TOLERANCE:
+        raise IntegrityError(
+            "manifest %s is dated in the future (finished %s, %s ahead of this host's clock %s): the clock of the host "
+            "that wrote it is wrong, or the set was forged to stay the newest. Check both clocks (NTP); restore "
+            "another set (backup: <id>) or inspect this one, it is never chosen or pruned automatically"
+            % (where, document["finished"], _ahead(latest - now), format_time(now)))
+
+
+def _ahead(delta):
+    hours = delta.total_seconds() / 3600
+    return "%.1f hours" % hours if hours < 48 else "%d days" % (hours // 24)
 
 
 def problems_of(document):

@@ -1,7 +1,8 @@
 """Listing the sets of a job across repositories and choosing one (latest, by id, before a time).
 
 A set whose manifest exists but cannot be used (not JSON, a field out of its type or range, a data name outside
-the set layout, or the id/job of another set) is INVALID: damaged. Damage is an alarm. `latest` and `before`
+the set layout, the id/job of another set, or dated more than manifest.FUTURE_TOLERANCE after this host's clock)
+is INVALID: damaged. Damage is an alarm. `latest` and `before`
 refuse to silently choose an older set past a damaged one that may be newer, unless the caller allows it
 (skip_damaged); then the chosen set lists what was skipped and why."""
 
@@ -10,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..core import manifest as manifest_mod
 from ..core.errors import ConfigError, IntegrityError, NotFoundError
-from ..core.naming import MANIFEST_NAME, is_set_id, parse_time, set_id_time, validate_job
+from ..core.naming import MANIFEST_NAME, is_set_id, parse_time, set_id_time, utcnow, validate_job
 
 COMPLETE = "complete"
 INCOMPLETE = "incomplete"
@@ -74,6 +75,7 @@ def list_sets(repository, job, read_manifests=True):
         for stored in store.list_sets(job):
             sets.setdefault(stored.set_id, BackupSet(stored.set_id)).stored[store.name] = stored
     if read_manifests:
+        now = utcnow()
         todo = []
         for backup_set in sets.values():
             names = backup_set.complete_in()
@@ -85,7 +87,9 @@ def list_sets(repository, job, read_manifests=True):
             backup_set, store = item
             try:
                 document = store.read_manifest(job, backup_set.set_id)
-                manifest_mod.check_belongs(document, job, backup_set.set_id, _manifest_where(store, job, backup_set))
+                where = _manifest_where(store, job, backup_set)
+                manifest_mod.check_belongs(document, job, backup_set.set_id, where)
+                manifest_mod.check_not_future(document, where, now)
                 backup_set.manifest = document
             except (IntegrityError, NotFoundError) as exc:
                 backup_set.error = exc.msg

@@ -133,3 +133,16 @@ def test_engine_version_is_the_collection_version():
     with open(os.path.join(root, "galaxy.yml")) as handle:
         version = re.search(r"^version:\s*([0-9.]+)", handle.read(), re.M).group(1)
     assert ENGINE_VERSION == version
+
+
+def test_a_set_dated_past_the_tolerance_is_damaged_and_one_within_it_is_not():
+    document = sample()  # finished 2026-11-22T03:16Z
+    finished = datetime.datetime(2026, 11, 22, 3, 16, tzinfo=UTC)
+    manifest.check_not_future(document, "x", now=finished)  # written now
+    manifest.check_not_future(document, "x", now=finished - manifest.FUTURE_TOLERANCE)  # a writer clock ahead
+    with pytest.raises(IntegrityError, match=r"dated in the future \(finished 2026-11-22T03:16:00.000000Z, "
+                                             r"1\.0 hours ahead of this host's clock 2026-11-22T02:15:59"):
+        manifest.check_not_future(document, "x", now=finished - manifest.FUTURE_TOLERANCE - datetime.timedelta(
+            seconds=1))
+    with pytest.raises(IntegrityError, match="days ahead"):
+        manifest.check_not_future(sample(finished="2099-01-01T00:00:00Z"), "x", now=finished)

@@ -209,7 +209,15 @@ verification:
     scratch_database:
       description: The PostgreSQL scratch database (dropped again; see C(scratch_database_dropped)).
       type: str
-      sample: lifeboat_verify_app_db_3f9a0c1d
+      sample: lifeboat_verify_app_db_20261205031500_3f9a0c1d
+    swept_scratch_databases:
+      description:
+        - PostgreSQL scratch databases that verifies killed outright (SIGKILL, a reboot) had left on the scratch
+          server, dropped before this test restore. Only those of this naming, older than any verify can run (25
+          hours, from the time in their name) and with nobody connected are dropped; absent when there were none.
+      type: list
+      elements: str
+      sample: [lifeboat_verify_app_db_20261203031500_9e1f0a2b]
     warnings:
       description: Problems that did not fail the verification, such as a scratch database that could not be dropped.
       type: list

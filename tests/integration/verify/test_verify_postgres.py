@@ -1,11 +1,19 @@
 """PostgreSQL test restore: a full restore into a scratch database (dropped afterwards, also on failure), with row
 counts against the manifest; the cheap --list mode; a set whose row counts disagree with its manifest fails."""
 
+import datetime
+import os
+import subprocess
+import time
+
 import pytest
 
 from engine.sources.postgres import kind as pg_kind
+from engine.sources.postgres import verify as pg_verify
 from engine.core.errors import IntegrityError
+from engine.core.naming import utcnow
 from engine.pipeline.verify import verify_set
+from support.suites import load_suite_module
 
 from conftest import decoded, forged, store
 
@@ -92,3 +100,40 @@ def test_the_module_restores_into_a_scratch_database_on_the_login_server(ansible
     assert report["checked"]["row_counts"]["expected"] == {"public.customers": 40, "public.orders": 300}
     assert scratch_databases(postgres) == []
     assert "Lb-s3cret" not in out["_output"]  # the login password never shows
+
+
+
+def test_a_full_verify_drops_the_scratch_databases_killed_verifies_left_and_nothing_else(postgres, tmp_path):
+    """A verify killed outright leaves its scratch database. The next full verify of that server drops those older
+    than any verify can run (STALE_AFTER, from the time in the name) that nobody is connected to; a recent one (a
+    verify running now), one in use, one of another owner and any other name stay."""
+    old = utcnow() - pg_verify.STALE_AFTER - datetime.timedelta(minutes=5)
+    stale = pg_verify.scratch_database_name("shop", now=old)
+    in_use = pg_verify.scratch_database_name("other", now=old)
+    foreign = pg_verify.scratch_database_name("foreign", now=old)
+    recent = pg_verify.scratch_database_name("shop", now=utcnow() - pg_verify.STALE_AFTER + datetime.timedelta(hours=1))
+    legacy = "lifeboat_verify_shop_cafebabe"  # the name before the time was in it: never guessed at
+    kept = [in_use, foreign, recent, legacy]
+    for name in [stale, in_use, recent, legacy]:
+        postgres.sql("CREATE DATABASE %s OWNER lbuser" % name)
+    postgres.sql("CREATE DATABASE %s" % foreign)  # owned by postgres: the verify's login cannot drop it
+    psql = os.path.join(load_suite_module("verify_pgserver", "postgres/pgserver.py").PG_BIN, "psql")
+    sleeper = subprocess.Popen([psql, "-X", "-d", in_use, "-c", "SELECT pg_sleep(120)"], env=postgres.admin_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while postgres.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = '%s'" % in_use) == "0":
+            assert time.monotonic() < deadline, "the session holding %s did not start" % in_use
+            time.sleep(0.1)
+        repository, _backup = backup_shop(postgres, tmp_path / "repo")
+        result = verify_set(repository, JOB, scratch_dir=str(tmp_path), options={"postgres": postgres.login()})
+        report = result["verification"]
+        assert report["status"] == "ok" and report["swept_scratch_databases"] == [stale]
+        assert sorted(scratch_databases(postgres)) == sorted(kept)
+        assert any(foreign in warning and "drop it by hand" in warning for warning in report["warnings"])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for name in [stale] + kept:
+            postgres.drop(name)
+    assert scratch_databases(postgres) == []

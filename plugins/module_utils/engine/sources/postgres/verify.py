@@ -1,21 +1,27 @@
 """Test restore of a PostgreSQL set into a scratch database, dropped afterwards whatever happened.
 
 Order (a set is untrusted input): the archive is staged into a private file in the scratch directory and its
-sha256 checked at the end of that read; only then is a database created (``lifeboat_verify_<job>_<random>``,
+sha256 checked at the end of that read; only then is a database created (``lifeboat_verify_<job>_<time>_<random>``,
 on the job's own server or the one the verify options name) and the staged archive handed to pg_restore alone
 (one transaction, --no-owner --no-acl: no ownership or grants to other roles). pg_restore sends SQL to the server
 and has no meta-commands; no psql reads any of the set, and the globals of a bundle are never applied. The row
 counts of the scratch database are compared with the manifest's ``verification.row_counts`` (tables in
 ``row_counts_skipped`` left out). Mode ``list`` only reads the archive's table of contents (no server).
+
+A verify killed outright (SIGKILL, a host reboot) cannot drop its scratch database. Each full verify therefore
+first drops the scratch databases of that server that are older than any verify can run (their name carries their
+creation time) and that nobody is connected to: a leak lasts a day, not forever.
 """
 
 import contextlib
+import datetime
 import os
 import re
 import secrets
 import tempfile
 
 from ...core.errors import ConfigError, IntegrityError, LifeboatError, ToolError
+from ...core.naming import UTC, utcnow
 from ...core.process import run_tool
 from ...pipeline.restore import open_set
 from ...core.streams import pump
@@ -29,13 +35,56 @@ from .restore import create_database_sql
 MODES = ("full", "list")
 SCRATCH_PREFIX = "lifeboat_verify_"
 RESTORE_TIMEOUT = 24 * 3600
+# Older than this, a scratch database belongs to no running verify: pg_restore is bounded by RESTORE_TIMEOUT and
+# the row counts by psql's 10 minutes; an hour more covers clocks and the rest.
+STALE_AFTER = datetime.timedelta(seconds=RESTORE_TIMEOUT + 3600)
+SCRATCH_TIME_FORMAT = "%Y%m%d%H%M%S"
+SCRATCH_RE = re.compile(r"lifeboat_verify_[a-z0-9_]*_([0-9]{14})_[0-9a-f]{8}")
+# the scratch databases of this server nobody is connected to (the ones in use are never listed)
+IDLE_SCRATCH_SQL = ("SELECT coalesce(json_agg(d.datname ORDER BY d.datname), '[]') FROM pg_database d "
+                    "WHERE d.datname LIKE 'lifeboat\\_verify\\_%' "
+                    "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)")
 
 
-def scratch_database_name(job):
-    """lifeboat_verify_<job>_<8 hex>, within PostgreSQL's 63 bytes (the job part shortened, lowercased)."""
-    suffix = "_" + secrets.token_hex(4)
+def scratch_database_name(job, now=None):
+    """lifeboat_verify_<job>_<UTC time>_<8 hex>, within PostgreSQL's 63 bytes (the job part shortened, lowercased);
+    the time lets a later verify tell a database left by a killed verify from one in use."""
+    suffix = "_%s_%s" % ((now or utcnow()).strftime(SCRATCH_TIME_FORMAT), secrets.token_hex(4))
     part = re.sub(r"[^a-z0-9_]", "_", job.lower())[:MAX_IDENTIFIER - len(SCRATCH_PREFIX) - len(suffix)]
     return SCRATCH_PREFIX + part + suffix
+
+
+def is_stale_scratch(name, now):
+    """Whether `name` is a scratch database of ours created more than STALE_AFTER before `now`."""
+    match = SCRATCH_RE.fullmatch(name)
+    if not match:
+        return False
+    try:
+        created = datetime.datetime.strptime(match.group(1), SCRATCH_TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    return created < now - STALE_AFTER
+
+
+def sweep_stale_scratch(connection, report):
+    """Drop the scratch databases killed verifies left on this server (is_stale_scratch, nobody connected);
+    what was dropped goes to report["swept_scratch_databases"], what could not to its warnings."""
+    try:
+        idle = connection.query_json(IDLE_SCRATCH_SQL, doing="list the scratch databases of earlier verifies") or []
+    except LifeboatError as exc:
+        report.setdefault("warnings", []).append("the scratch databases of earlier verifies could not be listed "
+                                                 "(%s); look for lifeboat_verify_* databases by hand" % exc.msg)
+        return
+    now = utcnow()
+    for name in idle:
+        if not isinstance(name, str) or not is_stale_scratch(name, now):
+            continue
+        dropped = {}
+        _drop(connection, name, dropped)
+        if dropped["scratch_database_dropped"]:
+            report.setdefault("swept_scratch_databases", []).append(name)
+        else:
+            report.setdefault("warnings", []).extend(dropped["warnings"])
 
 
 def compare_row_counts(expected, skipped, actual):
@@ -120,6 +169,7 @@ def test_restore(repository, job, backup_set, identity_file, scratch_dir, option
     name = scratch_database_name(job)
     report = {"scratch_database": name, "scratch_server": connection.target(), "globals_applied": False}
     try:
+        sweep_stale_scratch(connection, report)
         _create(connection, name, manifest)
         try:
             argv = connection.restore_argv(name, jobs=1, no_owner=True, input_file=staged)

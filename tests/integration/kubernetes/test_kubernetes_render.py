@@ -245,7 +245,7 @@ def _job(**changes):
     ({"kubernetes_schedule_jobs": [_job(job={"kind": "sqlite", "path": "/data/app.db",
                                              "s3": {"bucket": "b", "secret_key": "hunter2"}})]},
      "carries a credential"),
-    ({"kubernetes_schedule_jobs": [_job(job={"kind": "sqlite", "path": "/data/app.db",
+    ({"kubernetes_schedule_jobs": [_job(job={"kind": "sqlite", "path": "/data/app.db", "s3": {"bucket": "b"},
                                              "notify": {"webhook_url": "https://hooks.example.com/x"}})]},
      "carries a credential"),
     ({"kubernetes_schedule_env": {"AWS_SECRET_ACCESS_KEY": "hunter2"}}, "never in a manifest"),

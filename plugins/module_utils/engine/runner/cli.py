@@ -106,6 +106,10 @@ def build_parser():
              "the controller before they write job files)")
     check_jobs.add_argument("file", nargs="?", default="-", metavar="FILE",
                             help="the JSON to check (default -: stdin)")
+    check_jobs.add_argument("--no-secrets", action="store_true",
+                            help="also refuse a document that holds a credential (a password, key, token, webhook "
+                                 "URL or URL with a password), for job files others can read, such as a Kubernetes "
+                                 "Secret mounted with fsGroup: credentials then come from the environment")
     return parser
 
 

@@ -403,6 +403,14 @@ def cmd_check_jobs(ctx, args):
         where = "job %s" % name if isinstance(name, str) and name else "job document %d" % (index + 1)
         try:
             job = jobs.validate(document, where=where)
+            held = jobs.secret_paths(document) if args.no_secrets else []
+            if held:
+                raise ConfigError(
+                    "%s carries a credential (%s), and this job file must hold none (check-jobs --no-secrets): "
+                    "give it through the environment instead (PGPASSWORD, REDISCLI_AUTH, LIFEBOAT_MONGO_PASSWORD, "
+                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ...) or a 0600 file where an option takes one (the "
+                    "password_file of sftp/ftp, age_identity_file)"
+                    % (where, ", ".join(held)))
             rows.append({"job": name, "kind": job["kind"], "valid": True, "error": None})
         except LifeboatError as exc:
             code = EX_USAGE

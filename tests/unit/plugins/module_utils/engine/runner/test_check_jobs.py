@@ -149,3 +149,32 @@ def test_what_check_jobs_accepts_the_runner_loads(check, tmp_path):
     path.write_text(json.dumps(document))
     os.chmod(str(path), 0o600)
     assert jobs.load(str(tmp_path / "config"), "db") == jobs.validate(document, "db")
+
+
+def test_no_secrets_refuses_every_credential_the_runner_knows_naming_the_path_never_the_value(check):
+    """kubernetes_schedule runs check-jobs --no-secrets: its job file is a group-readable Secret in the pod."""
+    for key in sorted(jobs.SECRET_KEYS) + ["pg_password", "api_token"]:
+        document = job()
+        document["_probe"] = {key: "hunter2-value"}  # "_" keys are comments to validate, still scanned for secrets
+        code, found = rows_with(check, document, "--no-secrets")
+        assert code == EX_USAGE, key
+        assert "carries a credential (_probe.%s)" % key in found[0]["error"], found
+        assert "hunter2-value" not in found[0]["error"]
+    document = job(s3={"bucket": "b", "endpoint_url": "https://backup:hunter2-value@s3.example.com"})
+    code, found = rows_with(check, document, "--no-secrets")
+    assert code == EX_USAGE and "s3.endpoint_url" in found[0]["error"] and "hunter2-value" not in found[0]["error"]
+
+
+def test_no_secrets_accepts_what_is_not_a_credential_and_without_it_credentials_pass(check):
+    document = job(s3={"bucket": "b", "secret_key": "hunter2-value"})
+    assert rows_with(check, document)[0] == EX_OK  # a 0600 job file on a host may hold them
+    clean = job("db", "postgres", login_user="app", login_host="db1", ssl_key="/run/secrets/pg.key",
+                encryption={"age_recipients": ["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq"]},
+                retention={"keep_last": 3})
+    assert rows_with(check, clean, "--no-secrets") == (EX_OK, [{"job": "db", "kind": "postgres", "valid": True,
+                                                                "error": None}])
+
+
+def rows_with(check, documents, *args):
+    code, out, _err = check(documents, "--json", *args)
+    return code, json.loads(out)

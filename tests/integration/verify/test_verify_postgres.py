@@ -102,7 +102,6 @@ def test_the_module_restores_into_a_scratch_database_on_the_login_server(ansible
     assert "Lb-s3cret" not in out["_output"]  # the login password never shows
 
 
-
 def test_a_full_verify_drops_the_scratch_databases_killed_verifies_left_and_nothing_else(postgres, tmp_path):
     """A verify killed outright leaves its scratch database. The next full verify of that server drops those older
     than any verify can run (STALE_AFTER, from the time in the name) that nobody is connected to; a recent one (a

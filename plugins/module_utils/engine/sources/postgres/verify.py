@@ -79,12 +79,11 @@ def sweep_stale_scratch(connection, report):
     for name in idle:
         if not isinstance(name, str) or not is_stale_scratch(name, now):
             continue
-        dropped = {}
-        _drop(connection, name, dropped)
-        if dropped["scratch_database_dropped"]:
-            report.setdefault("swept_scratch_databases", []).append(name)
+        problem = _drop_problem(connection, name)
+        if problem:
+            report.setdefault("warnings", []).append(problem)
         else:
-            report.setdefault("warnings", []).extend(dropped["warnings"])
+            report.setdefault("swept_scratch_databases", []).append(name)
 
 
 def compare_row_counts(expected, skipped, actual):
@@ -140,16 +139,22 @@ def _create(connection, name, manifest):
                          doing="create the scratch database %s" % name)
 
 
-def _drop(connection, name, report):
+def _drop_problem(connection, name):
+    """Drop the scratch database `name`; None when it is gone, else the warning that says to drop it by hand."""
     try:
         connection.query("DROP DATABASE IF EXISTS %s" % quote_ident(name),
                          doing="drop the scratch database %s" % name)
-        report["scratch_database_dropped"] = True
+        return None
     except LifeboatError as exc:
-        report["scratch_database_dropped"] = False
-        report.setdefault("warnings", []).append(
-            "the scratch database %s on PostgreSQL at %s could not be dropped (%s): drop it by hand"
-            % (name, connection.target(), exc.msg))
+        return ("the scratch database %s on PostgreSQL at %s could not be dropped (%s): drop it by hand"
+                % (name, connection.target(), exc.msg))
+
+
+def _drop(connection, name, report):
+    problem = _drop_problem(connection, name)
+    report["scratch_database_dropped"] = problem is None
+    if problem:
+        report.setdefault("warnings", []).append(problem)
 
 
 def test_restore(repository, job, backup_set, identity_file, scratch_dir, options):
